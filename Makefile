@@ -1,0 +1,44 @@
+# demandcast — the two commands that matter: `make demo` and `make test`.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: help setup demo test lint typecheck unit integration stack-up stack-down readme clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: ## Install system packages (when root) and the .venv; idempotent
+	@scripts/setup.sh
+
+demo: setup ## The main job: stack up, replay the real UCI log, forecasts, report
+	$(BIN)/demandcast demo
+
+test: setup lint typecheck ## ruff, mypy, then every test (integration against real Kafka + Redis)
+	$(BIN)/pytest -q tests
+
+lint: setup ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup ## mypy over the packages
+	$(BIN)/mypy
+
+unit: setup ## Only the tests that need no services
+	$(BIN)/pytest -q tests/unit
+
+integration: setup ## Only the tests against real Kafka + Redis
+	$(BIN)/pytest -q tests/integration
+
+stack-up: setup ## Start the embedded Kafka + Redis
+	$(BIN)/demandcast stack up
+
+stack-down: ## Stop the embedded Kafka + Redis
+	$(BIN)/demandcast stack down
+
+readme: setup ## Regenerate the settings table in README.md
+	$(BIN)/python scripts/readme_settings.py
+
+clean: stack-down ## Stop the stack and remove its state (var/)
+	rm -rf var

@@ -1,0 +1,3 @@
+from demandcast.cli import main
+
+main()

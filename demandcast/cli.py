@@ -1,0 +1,186 @@
+"""``demandcast``: the one command-line entry point.
+
+The settings object is built here, once, and passed down. Heavy imports (torch, faust)
+happen inside the commands that need them, so ``demandcast --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from schemas import DemandcastError
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
+    from streams.stack import ServiceStatus
+
+app = typer.Typer(
+    name="demandcast",
+    help="Streaming, real-time probabilistic sales forecasts: Kafka + Faust + Redis + a "
+    "transformers forecaster.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stack_app = typer.Typer(
+    help="Start, stop and inspect the embedded Kafka + Redis.", no_args_is_help=True
+)
+schemas_app = typer.Typer(
+    help="The event and output contracts (JSON Schema).", no_args_is_help=True
+)
+app.add_typer(stack_app, name="stack")
+app.add_typer(schemas_app, name="schemas")
+
+console = Console(stderr=True)
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's one settings object, read from ``DEMANDCAST_*`` on first use."""
+    from streams.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        console.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+@app.command("settings")
+def settings_cmd(
+    table: Annotated[
+        bool, typer.Option("--table", help="Print the Markdown table of all settings")
+    ] = False,
+) -> None:
+    """Show the effective settings (secrets hidden), or the table of every setting."""
+    from streams.settings import settings_table
+
+    if table:
+        print(settings_table())
+        return
+    print(get_settings().model_dump_json(indent=2))
+
+
+@app.command("doctor")
+def doctor() -> None:
+    """Check that the configured Kafka and Redis answer (exit 1 if not)."""
+    from streams.health import check_services
+
+    settings = get_settings()
+    health = check_services(settings)
+    for name, reason in (("kafka", health.kafka), ("redis", health.redis)):
+        console.print(
+            f"{name}: " + ("[green]ok[/green]" if reason is None else f"[red]{reason}[/red]")
+        )
+    if not health.ok:
+        raise typer.Exit(1)
+
+
+# --- stack ------------------------------------------------------------------------------------
+
+
+def _print_status(statuses: list[ServiceStatus]) -> None:
+    table = Table("service", "version", "port", "pid", "running", "rss MB")
+    for st in statuses:
+        table.add_row(
+            st.name,
+            st.version,
+            str(st.port),
+            str(st.pid or "-"),
+            "yes" if st.running else "no",
+            f"{st.rss_mb:.0f}" if st.rss_mb is not None else "-",
+        )
+    Console().print(table)
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start the embedded Kafka (KRaft) and Redis; wait until both answer."""
+    import time
+
+    from streams.stack import EmbeddedStack
+
+    started = time.monotonic()
+    with console.status("starting the embedded Kafka and Redis ..."):
+        statuses = EmbeddedStack(get_settings()).up()
+    _print_status(statuses)
+    console.print(f"stack up in {time.monotonic() - started:.1f}s")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the embedded Kafka and Redis; no process is left behind."""
+    from streams.stack import EmbeddedStack
+
+    stopped = EmbeddedStack(get_settings()).down()
+    console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@stack_app.command("status")
+def stack_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Versions, ports, PIDs and memory of the embedded services."""
+    from streams.stack import EmbeddedStack
+
+    statuses = EmbeddedStack(get_settings()).status()
+    if as_json:
+        print(json.dumps([st.as_dict() for st in statuses], indent=2))
+    else:
+        _print_status(statuses)
+
+
+# --- schemas ----------------------------------------------------------------------------------
+
+
+@schemas_app.command("export")
+def schemas_export(
+    directory: Annotated[Path, typer.Argument(help="Directory to write <Model>.schema.json into")],
+) -> None:
+    """Write the JSON Schema of every event and output message."""
+    from schemas import export_json_schemas
+
+    for path in export_json_schemas(directory):
+        print(path)
+
+
+def _register_optional_commands() -> None:
+    """Mount the command groups that live in their own modules."""
+    import importlib
+
+    for module_name in ("demandcast.cli_models", "demandcast.cli_streams"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        module.register(app, get_settings)
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    """Console-script entry point: clear one-line errors instead of tracebacks."""
+    try:
+        app()
+    except DemandcastError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Errors of the I/O side (Kafka, Redis, the embedded stack), under one root."""
+
+from __future__ import annotations
+
+from schemas import DemandcastError
+
+
+class StreamsError(DemandcastError):
+    """Root of the errors raised by ``streams``."""
+
+
+class StackError(StreamsError, RuntimeError):
+    """The embedded stack could not be started, stopped or inspected; the message says why
+    and how to fix it."""
+
+
+class TopicError(StreamsError, RuntimeError):
+    """A Kafka topic could not be listed or created."""
+
+
+class ReplayError(StreamsError, ValueError):
+    """A historical log cannot be replayed (unknown format, unreadable file, bad option)."""
+
+
+class ConsistencyError(StreamsError):
+    """The feature store disagrees with the linear recomputation of a log."""

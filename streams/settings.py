@@ -1,0 +1,193 @@
+"""The one settings object of demandcast, read from ``DEMANDCAST_*`` environment variables.
+
+Build it once at the entry point (``Settings()``) and pass it down; nothing else in the
+project reads the environment. The README's settings table is generated from this class
+(``demandcast settings``), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class Settings(BaseSettings):
+    """Every knob of demandcast. Environment variable: ``DEMANDCAST_<FIELD>`` (upper case)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DEMANDCAST_", frozen=True, extra="forbid", case_sensitive=False
+    )
+
+    # --- Kafka -------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers"
+    )
+    kafka_security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
+        None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols only)"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret)")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers")
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS)")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS)")
+    app_id: str = Field(
+        "demandcast", description="Faust app id: consumer group and internal topic prefix"
+    )
+
+    # --- Redis -------------------------------------------------------------------------
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis URL; rediss:// for TLS, redis://user@host:port/db for ACL users",
+    )
+    redis_password: SecretStr | None = Field(None, description="Redis password (secret)")
+    redis_prefix: str = Field(
+        "dc",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Namespace of every feature-store key in Redis (one per deployment or test)",
+    )
+    feature_hourly_ttl_days: int = Field(
+        35, ge=1, le=3650, description="TTL of an hourly feature bucket key after its last write"
+    )
+    feature_daily_ttl_days: int = Field(
+        800, ge=1, le=3650, description="TTL of a daily feature bucket key after its last write"
+    )
+    feature_state_ttl_days: int = Field(
+        400, ge=1, le=3650, description="TTL of per-SKU state and promotion keys after a write"
+    )
+    ref_price_days: int = Field(
+        28, ge=1, le=3650, description="Reference price: the largest daily price over these days"
+    )
+
+    # --- Topics ------------------------------------------------------------------------
+    topic_orders: str = Field("orders", description="Order lines in")
+    topic_clicks: str = Field("clicks", description="Clickstream in")
+    topic_promotions: str = Field("promotions", description="Promotions in")
+    topic_inventory: str = Field("inventory", description="Stock positions in")
+    topic_dlq: str = Field("events.dlq", description="Dead letters: input that failed")
+    topic_windows_closed: str = Field(
+        "windows.closed", description="Closed event-time windows and the SKUs changed in them"
+    )
+    topic_forecasts: str = Field("forecasts", description="Forecasts out, keyed by SKU")
+    topic_alerts_restock: str = Field("alerts.restock", description="Restock alerts out")
+    topic_alerts_pricing: str = Field("alerts.pricing", description="Pricing alerts out")
+    topic_model_updates: str = Field("model.updates", description="Champion changes out")
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions of every topic created")
+    replication_factor: int = Field(1, ge=1, le=16, description="Replication of created topics")
+
+    # --- Event time --------------------------------------------------------------------
+    window_seconds: int = Field(
+        3600, ge=60, le=7 * 86400, description="Length of an event-time window in seconds"
+    )
+    grace_seconds: int = Field(
+        600, ge=0, le=7 * 86400, description="How late an event may be before it counts as late"
+    )
+    dedup_horizon_seconds: int = Field(
+        14 * 86400, ge=3600, description="How long an event_id is remembered for deduplication"
+    )
+    batch_max_events: int = Field(
+        4000, ge=1, le=100_000, description="Stream worker: most events aggregated in one batch"
+    )
+    batch_within_seconds: float = Field(
+        0.2, gt=0, le=60, description="Stream worker: longest wait to fill a batch"
+    )
+
+    # --- Models ------------------------------------------------------------------------
+    model_registry: Path = Field(
+        Path("var/models"), description="Directory of model versions and the champion pointer"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the model runs: auto picks CUDA when present"
+    )
+    holiday_country: str = Field("GB", description="Country code for holiday covariates")
+
+    # --- Embedded stack ----------------------------------------------------------------
+    state_dir: Path = Field(
+        Path("var/stack"), description="Data, logs and PIDs of the embedded Kafka and Redis"
+    )
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "demandcast",
+        description="Where the Kafka jars fetched with Maven are kept",
+    )
+    stack_kafka_port: int = Field(9092, ge=1, le=65535, description="Embedded broker port")
+    stack_controller_port: int = Field(
+        9093, ge=1, le=65535, description="Embedded KRaft controller port"
+    )
+    stack_redis_port: int = Field(6379, ge=1, le=65535, description="Embedded Redis port")
+    stack_kafka_heap_mb: int = Field(512, ge=128, description="Embedded broker's Java heap (MB)")
+    stack_start_timeout_s: float = Field(
+        90.0, gt=0, description="How long `stack up` waits for both services to answer"
+    )
+
+    @model_validator(mode="after")
+    def _sasl_consistent(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and self.kafka_sasl_mechanism is None:
+            raise ValueError(
+                "kafka_security_protocol is SASL_*: set DEMANDCAST_KAFKA_SASL_MECHANISM "
+                "(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )
+        return self
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """librdkafka (confluent-kafka) configuration for these settings."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+            conf["sasl.username"] = self.kafka_sasl_username or ""
+            conf["sasl.password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+            )
+        for key, path in (
+            ("ssl.ca.location", self.kafka_ssl_cafile),
+            ("ssl.certificate.location", self.kafka_ssl_certfile),
+            ("ssl.key.location", self.kafka_ssl_keyfile),
+        ):
+            if path is not None:
+                conf[key] = str(path)
+        return conf
+
+    def redis_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``redis.Redis.from_url(self.redis_url, **kwargs)``."""
+        kwargs: dict[str, Any] = {}
+        if self.redis_password is not None:
+            kwargs["password"] = self.redis_password.get_secret_value()
+        return kwargs
+
+    def input_topics(self) -> tuple[str, ...]:
+        return (self.topic_orders, self.topic_clicks, self.topic_promotions, self.topic_inventory)
+
+    def all_topics(self) -> tuple[str, ...]:
+        return (
+            *self.input_topics(),
+            self.topic_dlq,
+            self.topic_windows_closed,
+            self.topic_forecasts,
+            self.topic_alerts_restock,
+            self.topic_alerts_pricing,
+            self.topic_model_updates,
+        )
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting: variable, default, meaning."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, Path) and str(default).startswith(str(Path.home())):
+            default = "~/" + str(default.relative_to(Path.home()))
+        shown = "" if default is None else f"`{default}`"
+        rows.append(f"| `DEMANDCAST_{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(rows)
