@@ -16,7 +16,7 @@ demo: setup ## The main job: stack up, replay the real UCI log, forecasts, repor
 	$(BIN)/demandcast demo
 
 test: setup lint typecheck ## ruff, mypy, then every test (integration against real Kafka + Redis)
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest tests
 
 lint: setup ## ruff lint and format check
 	$(BIN)/ruff check .
