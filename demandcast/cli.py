@@ -142,6 +142,36 @@ def stack_status(
         _print_status(statuses)
 
 
+@app.command("tail")
+def tail_cmd(
+    topic: Annotated[str, typer.Argument(help="forecasts, alerts.restock, alerts.pricing, ...")],
+    sku: Annotated[
+        str | None, typer.Option("--sku", help="Only messages keyed by this SKU")
+    ] = None,
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Start at the oldest message")
+    ] = False,
+    max_messages: Annotated[int | None, typer.Option("--max", help="Stop after N messages")] = None,
+    idle_timeout: Annotated[
+        float | None, typer.Option("--idle-timeout", help="Stop after S seconds without a message")
+    ] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Print each message's JSON as it is")] = False,
+) -> None:
+    """Print the messages of an output topic readably (commits no offsets)."""
+    from streams.tail import render, resolve_topic, tail
+
+    settings = get_settings()
+    for message in tail(
+        settings,
+        resolve_topic(settings, topic),
+        sku=sku,
+        from_beginning=from_beginning,
+        max_messages=max_messages,
+        idle_timeout_s=idle_timeout,
+    ):
+        print(message.raw.decode("utf-8", "replace") if raw else render(message), flush=True)
+
+
 # --- schemas ----------------------------------------------------------------------------------
 
 
