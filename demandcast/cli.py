@@ -142,6 +142,37 @@ def stack_status(
         _print_status(statuses)
 
 
+@app.command("forecaster")
+def forecaster_cmd(
+    idle_exit: Annotated[
+        float | None,
+        typer.Option("--idle-exit", help="Exit after S seconds with no window to forecast"),
+    ] = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", help="Python log level")] = "info",
+) -> None:
+    """Run the forecast worker: windows.closed in; forecasts and alerts out."""
+    import logging
+
+    from streams.forecaster import ForecastWorker
+
+    settings = get_settings()
+    logging.basicConfig(
+        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    worker = ForecastWorker(settings)
+    console.print(
+        f"forecast worker: serving model {worker.holder.current.version}, "
+        f"reading {settings.topic_windows_closed}"
+    )
+    try:
+        worker.run(idle_exit_s=idle_exit)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.close()
+        console.print(f"forecast worker stopped: {worker.stats.as_dict()}")
+
+
 @app.command("tail")
 def tail_cmd(
     topic: Annotated[str, typer.Argument(help="forecasts, alerts.restock, alerts.pricing, ...")],
@@ -184,6 +215,35 @@ def schemas_export(
 
     for path in export_json_schemas(directory):
         print(path)
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+UCI_LOG = REPO_ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
+
+
+@app.command("demo")
+def demo_cmd(
+    log: Annotated[Path, typer.Option("--log", help="The UCI Online Retail CSV")] = UCI_LOG,
+    report_dir: Annotated[
+        Path, typer.Option("--report-dir", help="Where the PNG and the summary go")
+    ] = Path("reports/demo"),
+    steps: Annotated[int, typer.Option("--steps", help="Training steps of the model")] = 1500,
+    top: Annotated[int, typer.Option("--top", help="SKUs in the training table")] = 500,
+) -> None:
+    """The main job: stack up, train, replay the real UCI log live, write a report."""
+    from demandcast.demo import DemoOptions, run_demo
+
+    if not log.exists():
+        raise typer.BadParameter(f"{log} does not exist; pass --log PATH to the UCI CSV")
+    run = run_demo(
+        get_settings(),
+        DemoOptions(log=log, report_dir=report_dir, train_steps=steps, top=top),
+        Console(),
+    )
+    console.print(
+        f"demo done in {run.wall_seconds:.0f}s: {run.events:,} events, "
+        f"report in {report_dir}/ (summary.md, forecast_bands.png)"
+    )
 
 
 def _register_optional_commands() -> None:

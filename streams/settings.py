@@ -96,10 +96,8 @@ class Settings(BaseSettings):
         14 * 86400, ge=3600, description="How long an event_id is remembered for deduplication"
     )
     batch_max_events: int = Field(
-        4000, ge=1, le=100_000, description="Stream worker: most events aggregated in one batch"
-    )
-    batch_within_seconds: float = Field(
-        0.2, gt=0, le=60, description="Stream worker: longest wait to fill a batch"
+        10_000, ge=1, le=100_000,
+        description="Stream worker: most records one fetch returns (a batch is one partition's)",
     )
 
     # --- Models ------------------------------------------------------------------------
@@ -110,6 +108,26 @@ class Settings(BaseSettings):
         "auto", description="Where the model runs: auto picks CUDA when present"
     )
     holiday_country: str = Field("GB", description="Country code for holiday covariates")
+
+    # --- Forecast worker and alerts -----------------------------------------------------
+    forecast_max_pending_windows: int = Field(
+        2,
+        ge=1,
+        le=10_000,
+        description="Pending windows beyond which the forecast worker coalesces into the newest",
+    )
+    forecast_batch_skus: int = Field(
+        4096, ge=1, le=1_000_000, description="SKUs per model batch in the forecast worker"
+    )
+    restock_service_level: float = Field(
+        0.9, gt=0.0, lt=1.0, description="Demand quantile a restock alert protects against"
+    )
+    restock_review_days: float = Field(
+        7.0, ge=0.0, le=365.0, description="Review period added to the lead time for restocking"
+    )
+    pricing_windows: int = Field(
+        3, ge=1, le=365, description="Days in a row outside the 80% interval before an alert"
+    )
 
     # --- Embedded stack ----------------------------------------------------------------
     state_dir: Path = Field(

@@ -1,0 +1,632 @@
+"""The forecast worker: fresh forecasts for every closed window, restock and pricing alerts.
+
+A process of its own (``demandcast forecaster``) so the model never blocks stream
+consumption. Each loop it
+
+1. takes what is pending on ``windows.closed`` (and ``model.updates``);
+2. merges the messages of one window (one per input partition) and, when more windows
+   are pending than ``forecast_max_pending_windows``, coalesces them into the newest
+   (its features are the freshest) and counts the windows skipped;
+3. reads the changed SKUs' daily history in one batched Redis round trip;
+4. runs the serving model in batches (GPU when present) and publishes one ``Forecast`` per
+   SKU to ``forecasts`` keyed by SKU, keeping the latest per SKU in Redis too;
+5. evaluates restock and pricing rules and publishes their alerts;
+6. commits the consumed offsets only after everything is published (at least once).
+
+The serving model is held by :class:`ModelHolder`: a ``ModelUpdate`` or a changed champion
+pointer loads the new version on a background thread and swaps it in atomically; a batch
+in flight finishes on the model it started with, and a version that fails to load leaves
+the old one serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from schemas import (
+    Forecast,
+    ForecastStep,
+    ModelUpdate,
+    PricingAlert,
+    RestockAlert,
+    SchemaError,
+    Window,
+    WindowClosed,
+    decode,
+)
+from streams.alerts import (
+    Deviation,
+    OpenRestock,
+    alert_id,
+    assess_restock,
+    persistent_deviation,
+    quantile_column,
+    restock_transition,
+)
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DAY = timedelta(days=1)
+BASELINE_VERSION = "baseline-seasonal-quantiles"
+SUPPORTED_KNOWN = frozenset({"price_rel", "promo_flag", "promo_depth"})
+"""Known-future covariates the worker derives from the feature store."""
+
+
+# --- the serving model ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """A loaded model and what the worker needs to know about it."""
+
+    version: str
+    forecaster: Any
+    quantile_levels: list[float]
+    context_length: int
+    horizon: int
+    known: tuple[str, ...] = ()
+    needs_fit: bool = False
+    """Baselines are fitted on the history of each batch before predicting."""
+
+    def predict(self, panel: Any, future_known: dict[str, np.ndarray] | None) -> np.ndarray:
+        """Quantiles ``(N, horizon, Q)``."""
+        if self.needs_fit:
+            return np.asarray(self.forecaster.fit(panel).predict(panel, self.horizon))
+        return np.asarray(self.forecaster.predict(panel, self.horizon, future_known or None))
+
+
+def baseline_model(context_length: int = 56, horizon: int = 28) -> ServingModel:
+    """The fallback when the registry has no champion: per-weekday empirical quantiles."""
+    from models.baselines import SeasonalEmpiricalQuantiles
+
+    forecaster = SeasonalEmpiricalQuantiles(season=7, seasons=context_length // 7)
+    return ServingModel(
+        version=BASELINE_VERSION,
+        forecaster=forecaster,
+        quantile_levels=list(forecaster.quantile_levels),
+        context_length=context_length,
+        horizon=horizon,
+        needs_fit=True,
+    )
+
+
+def load_version(registry_root: Path, version: str | None, device: str) -> ServingModel:
+    """Load ``version`` (default: the champion) from the registry as a :class:`ServingModel`."""
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry(registry_root)
+    version = version or registry.champion()
+    if version is None:
+        return baseline_model()
+    forecaster = registry.load(version, device=device)
+    config = forecaster.config
+    unsupported = sorted(set(config.known_covariates or ()) - SUPPORTED_KNOWN)
+    if unsupported:
+        raise ValueError(
+            f"model {version} needs known covariates {unsupported} that the forecast worker "
+            f"cannot derive from the feature store (it supplies {sorted(SUPPORTED_KNOWN)})"
+        )
+    return ServingModel(
+        version=version,
+        forecaster=forecaster,
+        quantile_levels=list(config.quantile_levels),
+        context_length=int(config.context_length),
+        horizon=int(config.prediction_length),
+        known=tuple(config.known_covariates or ()),
+    )
+
+
+class ModelHolder:
+    """The model that serves now; reloads happen off the hot path and swap atomically.
+
+    ``current`` is one attribute read, so a batch that took it keeps using that model even
+    if a reload completes meanwhile.
+    """
+
+    def __init__(
+        self,
+        registry_root: Path,
+        device: str = "auto",
+        loader: Callable[[Path, str | None, str], ServingModel] = load_version,
+    ) -> None:
+        self.registry_root = registry_root
+        self.device = device
+        self.loader = loader
+        self.current: ServingModel = loader(registry_root, None, device)
+        self.last_error: str | None = None
+        self.reloads = 0
+        self._pointer_mtime = self._pointer_stat()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _pointer_stat(self) -> float | None:
+        from models.registry import POINTER
+
+        try:
+            return (self.registry_root / POINTER).stat().st_mtime_ns / 1e9
+        except OSError:
+            return None
+
+    def request(self, version: str | None = None) -> threading.Thread:
+        """Load ``version`` (default: the champion) on a background thread, then swap."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._thread.join()
+            thread = threading.Thread(
+                target=self._load, args=(version,), name="model-reload", daemon=True
+            )
+            self._thread = thread
+            thread.start()
+            return thread
+
+    def _load(self, version: str | None) -> None:
+        try:
+            model = self.loader(self.registry_root, version, self.device)
+        except Exception as exc:
+            self.last_error = f"could not load model version {version or 'champion'}: {exc}"
+            log.error("%s; version %s keeps serving", self.last_error, self.current.version)
+            return
+        if model.version != self.current.version:
+            self.current = model
+            self.reloads += 1
+            self.last_error = None
+            log.info("now serving model version %s", model.version)
+
+    def check_pointer(self) -> threading.Thread | None:
+        """Reload when the champion pointer file changed since the last look."""
+        mtime = self._pointer_stat()
+        if mtime != self._pointer_mtime:
+            self._pointer_mtime = mtime
+            return self.request(None)
+        return None
+
+    def wait(self, timeout: float | None = None) -> None:
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+
+# --- planning the work --------------------------------------------------------------------------
+
+
+@dataclass
+class WindowWork:
+    """One window to forecast and the SKUs whose features changed in it."""
+
+    window: Window
+    skus: set[str]
+    closed_at: datetime
+
+
+def plan_windows(closes: Sequence[WindowClosed], max_pending: int) -> tuple[list[WindowWork], int]:
+    """Merge the per-partition messages of each window; coalesce a backlog.
+
+    Returns the windows to forecast, oldest first, and how many windows were coalesced
+    away. When more than ``max_pending`` distinct windows are pending, only the newest is
+    forecast, for the union of all their SKUs: its features are the freshest, so nothing is
+    lost but the intermediate forecasts.
+    """
+    by_end: dict[datetime, WindowWork] = {}
+    for msg in closes:
+        work = by_end.get(msg.window.end)
+        if work is None:
+            by_end[msg.window.end] = WindowWork(msg.window, set(msg.skus), msg.closed_at)
+        else:
+            work.skus.update(msg.skus)
+            work.closed_at = max(work.closed_at, msg.closed_at)
+    ordered = [by_end[end] for end in sorted(by_end)]
+    if len(ordered) <= max(1, max_pending):
+        return ordered, 0
+    newest = ordered[-1]
+    for work in ordered[:-1]:
+        newest.skus.update(work.skus)
+    return [newest], len(ordered) - 1
+
+
+def day_floor(moment: datetime) -> datetime:
+    moment = moment.astimezone(UTC)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+# --- the worker ----------------------------------------------------------------------------
+
+
+@dataclass
+class WorkerStats:
+    closes: int = 0
+    """``windows.closed`` messages consumed (one per window per input partition)."""
+    windows: int = 0
+    forecasts: int = 0
+    coalesced: int = 0
+    restock_alerts: int = 0
+    pricing_alerts: int = 0
+    last_latency_s: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "closes": self.closes,
+            "windows": self.windows,
+            "forecasts": self.forecasts,
+            "coalesced": self.coalesced,
+            "restock_alerts": self.restock_alerts,
+            "pricing_alerts": self.pricing_alerts,
+            "last_latency_s": round(self.last_latency_s, 4),
+        }
+
+
+class ForecastWorker:
+    """Consume ``windows.closed``, publish forecasts and alerts (see the module docstring)."""
+
+    def __init__(self, settings: Settings, holder: ModelHolder | None = None) -> None:
+        import redis
+        from confluent_kafka import Consumer, Producer
+
+        from streams.processor import layout_of
+        from streams.store import FeatureReader
+
+        self.settings = settings
+        self.holder = holder or ModelHolder(settings.model_registry, settings.device)
+        self.redis = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+        self.layout = layout_of(settings)
+        self.reader = FeatureReader(self.redis, self.layout)
+        from streams.topics import ensure_topics
+
+        ensure_topics(
+            settings,
+            (
+                settings.topic_windows_closed,
+                settings.topic_model_updates,
+                settings.topic_forecasts,
+                settings.topic_alerts_restock,
+                settings.topic_alerts_pricing,
+            ),
+        )
+        conf = settings.kafka_client_config()
+        self.consumer = Consumer(
+            {
+                **conf,
+                "group.id": f"{settings.app_id}-forecaster",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "max.poll.interval.ms": 600_000,
+            }
+        )
+        self.consumer.subscribe([settings.topic_windows_closed, settings.topic_model_updates])
+        self.producer = Producer(
+            {**conf, "enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4"}
+        )
+        self.stats = WorkerStats()
+        self.prefix = f"{settings.redis_prefix}:fc:"
+
+    # keys of the worker's own state in Redis
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def close(self) -> None:
+        self.producer.flush(30)
+        self.consumer.close()
+        self.redis.close()
+
+    def run(self, stop: threading.Event | None = None, idle_exit_s: float | None = None) -> None:
+        """Loop until ``stop`` is set (or ``idle_exit_s`` passes with nothing to do)."""
+        idle_since = time.monotonic()
+        while stop is None or not stop.is_set():
+            done = self.step()
+            if done:
+                idle_since = time.monotonic()
+            elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                return
+
+    def step(self, max_messages: int = 2000, timeout_s: float = 0.5) -> int:
+        """Take what is pending, forecast it, publish; return the windows forecast."""
+        self.holder.check_pointer()
+        messages = self.consumer.consume(max_messages, timeout_s)
+        closes: list[WindowClosed] = []
+        consumed = 0
+        for msg in messages:
+            if msg.error() is not None:
+                log.warning("consume error: %s", msg.error())
+                continue
+            consumed += 1
+            raw = msg.value() or b""
+            try:
+                if msg.topic() == self.settings.topic_model_updates:
+                    update = decode(ModelUpdate, raw)
+                    if update.action in ("promote", "rollback"):
+                        self.holder.request(update.version)
+                else:
+                    closes.append(decode(WindowClosed, raw))
+            except SchemaError as exc:
+                log.warning("skipping an undecodable message on %s: %s", msg.topic(), exc)
+        if not closes:
+            if consumed:
+                self.consumer.commit(asynchronous=False)
+            return 0
+        works, coalesced = plan_windows(closes, self.settings.forecast_max_pending_windows)
+        self.stats.closes += len(closes)
+        self.stats.coalesced += coalesced
+        for work in works:
+            self.forecast_window(work)
+        self.producer.flush(60)
+        self.consumer.commit(asynchronous=False)
+        self.redis.hset(self._key("stats"), mapping=dict(self.stats.as_dict()))  # type: ignore[arg-type]
+        return len(works)
+
+    # --- one window ------------------------------------------------------------------
+    def forecast_window(self, work: WindowWork) -> list[Forecast]:
+        model = self.holder.current  # one read: a reload meanwhile does not affect this batch
+        skus = sorted(work.skus)
+        forecasts: list[Forecast] = []
+        batch = self.settings.forecast_batch_skus
+        for lo in range(0, len(skus), batch):
+            forecasts.extend(self._forecast_skus(model, work, skus[lo : lo + batch]))
+        latency = (datetime.now(UTC) - work.closed_at).total_seconds()
+        self.stats.windows += 1
+        self.stats.last_latency_s = latency
+        self.stats.latencies.append(latency)
+        del self.stats.latencies[:-1000]
+        return forecasts
+
+    def _forecast_skus(
+        self, model: ServingModel, work: WindowWork, skus: list[str]
+    ) -> list[Forecast]:
+        import pandas as pd
+
+        from models.data import Panel
+
+        end_day = day_floor(work.window.end)
+        start_day = end_day - model.context_length * DAY
+        arrays = self.reader.buckets(skus, start_day, end_day, "D", ("units", "revenue_milli"))
+        units = arrays.metric("units")
+        seen = np.cumsum(units > 0, axis=1) > 0
+        index = pd.date_range(start_day.replace(tzinfo=None), periods=units.shape[1], freq="D")
+        state = self.reader.state(skus, at=work.window.end)
+        known, future = self._covariates(
+            model, skus, state, units, arrays.metric("revenue_milli"), end_day
+        )
+        panel = Panel(
+            series_ids=list(skus),
+            index=index,
+            freq="D",
+            target=units,
+            observed=seen | ~seen.any(axis=1, keepdims=True),
+            known=known,
+        )
+        quantiles = model.predict(panel, future)
+        created = datetime.now(UTC)
+        steps_at = [end_day + d * DAY for d in range(model.horizon)]
+        out = []
+        pipe = self.redis.pipeline(transaction=False)
+        for i, sku in enumerate(skus):
+            fc = Forecast(
+                sku=sku,
+                window=work.window,
+                model_version=model.version,
+                created_at=created,
+                freq="D",
+                quantile_levels=model.quantile_levels,
+                steps=[
+                    ForecastStep(timestamp=t, values=[round(float(v), 4) for v in quantiles[i, d]])
+                    for d, t in enumerate(steps_at)
+                ],
+            )
+            payload = fc.to_json()
+            self.producer.produce(self.settings.topic_forecasts, key=sku.encode(), value=payload)
+            pipe.hset(self._key("latest"), sku, payload)
+            out.append(fc)
+        pipe.execute()
+        self.producer.poll(0)
+        self.stats.forecasts += len(out)
+        self._alerts(model, work, skus, quantiles, units, state)
+        return out
+
+    def _covariates(
+        self,
+        model: ServingModel,
+        skus: list[str],
+        state: dict[str, dict[str, Any]],
+        units: np.ndarray,
+        revenue: np.ndarray,
+        end_day: datetime,
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """History and future values of the model's known covariates, from the store.
+
+        Supported:
+
+        - ``price_rel``: the day's mean unit price (revenue / units) over the SKU's median
+          daily price in the context (1.0 on days without sales), as ``models.data`` builds
+          it for training; the future holds the last price seen;
+        - ``promo_flag`` and ``promo_depth``: promotions active now, until their planned end
+          (their history is not kept, so the past is 0).
+        """
+        n, h = len(skus), model.horizon
+        known: dict[str, np.ndarray] = {}
+        future: dict[str, np.ndarray] = {}
+        for name in model.known:
+            past = np.zeros(units.shape)
+            ahead = np.zeros((n, h))
+            if name == "price_rel":
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    price = np.where(units > 0, revenue / np.maximum(units, 1), np.nan)
+                for i, sku in enumerate(skus):
+                    sold = price[i][np.isfinite(price[i])]
+                    ref = float(np.median(sold)) if sold.size else None
+                    if not ref:
+                        past[i], ahead[i] = 1.0, 1.0
+                        continue
+                    past[i] = np.where(np.isfinite(price[i]), price[i] / ref, 1.0)
+                    last = state[sku]["last_price"]
+                    ahead[i] = last / ref if last else 1.0
+            elif name in ("promo_flag", "promo_depth"):
+                for i, sku in enumerate(skus):
+                    for promo in state[sku]["promotions"]:
+                        days = (promo["planned_end"] - end_day) / DAY
+                        span = max(0, min(h, int(np.ceil(days))))
+                        value = 1.0 if name == "promo_flag" else promo["depth"]
+                        ahead[i, :span] = np.maximum(ahead[i, :span], value)
+            else:
+                raise ValueError(
+                    f"model {model.version} needs known covariate {name!r}, which the "
+                    "forecast worker cannot derive from the feature store (it supplies "
+                    "price_rel, promo_flag and promo_depth)"
+                )
+            known[name] = past
+            future[name] = ahead
+        return known, future
+
+    # --- alerts ----------------------------------------------------------------------
+    def _alerts(
+        self,
+        model: ServingModel,
+        work: WindowWork,
+        skus: list[str],
+        quantiles: np.ndarray,
+        units: np.ndarray,
+        state: dict[str, dict[str, Any]],
+    ) -> None:
+        s = self.settings
+        levels = model.quantile_levels
+        lower_w = quantile_column(levels, 0.1)
+        mid_w = quantile_column(levels, 0.5)
+        upper_w = quantile_column(levels, 0.9)
+        end_day = day_floor(work.window.end)
+        yesterday = (end_day - DAY).date()
+        created = datetime.now(UTC)
+        open_raw = self.redis.hmget(self._key("restock"), skus)
+        prev_raw = self.redis.hmget(self._key("expect"), skus)
+        hist_raw = self.redis.hmget(self._key("deviations"), skus)
+        pipe = self.redis.pipeline(transaction=False)
+        for i, sku in enumerate(skus):
+            st = state[sku]
+            # restock: only SKUs with an inventory position
+            if st["on_hand"] is not None:
+                assessment = assess_restock(
+                    quantiles[i],
+                    levels,
+                    on_hand=st["on_hand"],
+                    on_order=st["on_order"] or 0,
+                    lead_time_days=st["lead_time_days"] or 0.0,
+                    review_period_days=s.restock_review_days,
+                    service_level=s.restock_service_level,
+                    first_day=end_day.date(),
+                )
+                previous = _parse_open(open_raw[i])
+                transition = restock_transition(previous, assessment)
+                if transition is not None:
+                    alert = RestockAlert(
+                        alert_id=alert_id(f"restock-{transition}", sku, work.window),
+                        sku=sku,
+                        status="open" if transition == "open" else "resolved",
+                        window=work.window,
+                        model_version=model.version,
+                        created_at=created,
+                        service_level=s.restock_service_level,
+                        demand_over_lead_time=assessment.demand_over_lead_time,
+                        lead_time_days=st["lead_time_days"] or 0.0,
+                        review_period_days=s.restock_review_days,
+                        on_hand=st["on_hand"],
+                        on_order=st["on_order"] or 0,
+                        recommended_order_qty=assessment.recommended_order_qty,
+                        days_of_cover=assessment.days_of_cover,
+                        expected_stockout_date=assessment.expected_stockout_date,
+                    )
+                    self.producer.produce(
+                        s.topic_alerts_restock, key=sku.encode(), value=alert.to_json()
+                    )
+                    self.stats.restock_alerts += 1
+                    if transition == "open":
+                        stockout = assessment.expected_stockout_date
+                        pipe.hset(
+                            self._key("restock"),
+                            sku,
+                            f"{assessment.recommended_order_qty}|{stockout or ''}",
+                        )
+                    else:
+                        pipe.hdel(self._key("restock"), sku)
+            # pricing: yesterday's demand against the forecast made for it
+            expected = _parse_expect(prev_raw[i])
+            history = _parse_deviations(hist_raw[i])
+            if expected is not None and expected[0] == yesterday and units.shape[1]:
+                observed = float(units[i, -1])
+                history.append(Deviation(observed, *expected[1:]))
+                history = history[-s.pricing_windows * 4 :]
+                kind = persistent_deviation(history, s.pricing_windows)
+                if kind is not None:
+                    recent = history[-s.pricing_windows :]
+                    pricing = PricingAlert(
+                        alert_id=alert_id(f"pricing-{kind}", sku, work.window),
+                        sku=sku,
+                        kind="surge" if kind == "surge" else "slump",
+                        window=work.window,
+                        model_version=model.version,
+                        created_at=created,
+                        observed=[d.observed for d in recent],
+                        forecast_median=[d.median for d in recent],
+                        interval_lower=[d.lower for d in recent],
+                        interval_upper=[d.upper for d in recent],
+                        windows=len(recent),
+                        evidence=(
+                            f"daily demand {'above' if kind == 'surge' else 'below'} the 80% "
+                            f"forecast interval for the last {len(recent)} days up to "
+                            f"{yesterday}: observed {[round(d.observed, 1) for d in recent]} vs "
+                            f"median {[round(d.median, 1) for d in recent]}"
+                        ),
+                    )
+                    self.producer.produce(
+                        s.topic_alerts_pricing, key=sku.encode(), value=pricing.to_json()
+                    )
+                    self.stats.pricing_alerts += 1
+                    history = []  # the evidence is reported; start counting afresh
+                pipe.hset(self._key("deviations"), sku, _format_deviations(history))
+            if expected is None or expected[0] != end_day.date():
+                row = quantiles[i, 0]
+                pipe.hset(
+                    self._key("expect"),
+                    sku,
+                    f"{end_day.date()}|{row @ lower_w}|{row @ mid_w}|{row @ upper_w}",
+                )
+        pipe.execute()
+
+
+def _text(raw: bytes | str | None) -> str:
+    if raw is None:
+        return ""
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _parse_open(raw: bytes | str | None) -> OpenRestock | None:
+    if not raw:
+        return None
+    qty, _, when = _text(raw).partition("|")
+    return OpenRestock(int(qty), date.fromisoformat(when) if when else None)
+
+
+def _parse_expect(raw: bytes | str | None) -> tuple[date, float, float, float] | None:
+    if not raw:
+        return None
+    day, lo, mid, hi = _text(raw).split("|")
+    return date.fromisoformat(day), float(lo), float(mid), float(hi)
+
+
+def _parse_deviations(raw: bytes | str | None) -> list[Deviation]:
+    out = []
+    for item in _text(raw).split(";"):
+        if item:
+            obs, lo, mid, hi = (float(x) for x in item.split(","))
+            out.append(Deviation(obs, lo, mid, hi))
+    return out
+
+
+def _format_deviations(history: list[Deviation]) -> str:
+    return ";".join(f"{d.observed},{d.lower},{d.median},{d.upper}" for d in history)

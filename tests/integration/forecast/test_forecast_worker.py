@@ -1,0 +1,175 @@
+"""The forecast worker on the live path: replay -> stream worker -> windows.closed ->
+forecast worker -> forecasts / alerts, against the real Kafka and Redis."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from models.pipeline import TransformerForecaster
+from models.registry import ModelRegistry
+from schemas import (
+    Forecast,
+    InventoryEvent,
+    ModelUpdate,
+    OrderEvent,
+    RestockAlert,
+    WindowClosed,
+    decode,
+)
+from streams.forecaster import BASELINE_VERSION, ForecastWorker
+from streams.replay import produce_events, replay
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+from ..streams.conftest import (  # noqa: F401 - stream_settings is a fixture
+    consume_all,
+    running_worker,
+    stats,
+    stream_settings,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+TINY_MODEL = Path(__file__).resolve().parents[2] / "fixtures" / "tiny_model"
+
+
+@contextmanager
+def forecast_worker(settings: Settings) -> Iterator[ForecastWorker]:
+    """The forecast worker on a thread of the test process."""
+    worker = ForecastWorker(settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, kwargs={"stop": stop}, daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        stop.set()
+        thread.join(60)
+        worker.close()
+
+
+def _drained(settings: Settings, worker: ForecastWorker, produced: int) -> bool:
+    from demandcast.demo import forecaster_lag
+
+    s = stats(settings)
+    done = s.get("events", 0) + s.get("duplicates", 0) + s.get("dead_letters", 0) >= produced
+    return done and forecaster_lag(settings) == 0
+
+
+def test_one_forecast_per_changed_sku_per_window_across_a_hot_reload(
+    stream_settings: Settings, uci_slice: Path, tmp_path: Path
+) -> None:
+    s = stream_settings.model_copy(
+        update={"model_registry": tmp_path / "models", "forecast_max_pending_windows": 10_000}
+    )
+    registry = ModelRegistry(s.model_registry)
+    tiny = TransformerForecaster.from_pretrained(TINY_MODEL, device="cpu")
+    v1 = registry.register(tiny, {"note": "first"}, promote=True)
+    split = datetime(2010, 12, 2, 12, tzinfo=UTC)
+    log = tmp_path / "worker.log"
+    with running_worker(s, log) as proc, forecast_worker(s) as fw:
+        assert fw.holder.current.version == v1
+        first = replay(s, uci_slice, "uci", end=split, progress=False).events_produced
+        wait_for(lambda: _drained(s, fw, first), 180, "the first half forecast", proc, log)
+        v1_windows = fw.stats.windows
+        assert v1_windows > 0
+
+        v2 = registry.register(tiny, {"note": "second"}, promote=True)
+        update = ModelUpdate(
+            version=v2, parent_version=v1, action="promote", created_at=datetime.now(UTC)
+        )
+        producer = Producer(s.kafka_client_config())
+        producer.produce(s.topic_model_updates, value=update.to_json())
+        producer.flush(30)
+        wait_for(lambda: fw.holder.current.version == v2, 60, "the hot reload")
+
+        end = datetime(2010, 12, 4, tzinfo=UTC)
+        second = replay(s, uci_slice, "uci", start=split, end=end, progress=False)
+        wait_for(
+            lambda: _drained(s, fw, first + second.events_produced),
+            180,
+            "the second half forecast",
+            proc,
+            log,
+        )
+        assert fw.stats.coalesced == 0
+
+    closed = [decode(WindowClosed, m.value()) for m in consume_all(s, s.topic_windows_closed)]
+    expected = {(w.window.end, sku) for w in closed for sku in w.skus}
+    forecasts = [decode(Forecast, m.value()) for m in consume_all(s, s.topic_forecasts)]
+    got = Counter((f.window.end, f.sku) for f in forecasts)
+    assert set(got) == expected, "every changed SKU of every closed window, nothing else"
+    assert max(got.values()) == 1, "exactly one forecast per SKU per window"
+    # every window on one version, v1 windows strictly before v2 windows: none lost
+    version_of = {}
+    for f in forecasts:
+        assert version_of.setdefault(f.window.end, f.model_version) == f.model_version
+    ordered = [version_of[end] for end in sorted(version_of)]
+    assert set(ordered) == {v1, v2}
+    switch = ordered.index(v2)
+    assert ordered[:switch] == [v1] * switch and ordered[switch:] == [v2] * (len(ordered) - switch)
+    assert all(f.steps[0].timestamp.date() == f.window.end.date() for f in forecasts)
+
+
+def test_restock_alert_fires_below_forecast_demand_and_clears_when_replenished(
+    stream_settings: Settings, tmp_path: Path
+) -> None:
+    s = stream_settings.model_copy(update={"model_registry": tmp_path / "empty-registry"})
+    ensure_topics(s, s.all_topics())
+    sku, t0 = "RESTOCK-1", datetime(2011, 3, 1, 9, tzinfo=UTC)
+    events: list[tuple[int, object]] = []
+    for day in range(60):  # ten units a day for two months: the baseline expects ~10/day
+        when = t0 + timedelta(days=day)
+        events.append(
+            (
+                int(when.timestamp() * 1000),
+                OrderEvent(
+                    event_id=f"o{day}",
+                    event_time=when,
+                    order_id=f"{day}",
+                    sku=sku,
+                    quantity=10,
+                    unit_price=2.0,
+                ),
+            )
+        )
+    now = t0 + timedelta(days=60)
+
+    def stock(hours: float, on_hand: int) -> tuple[int, InventoryEvent]:
+        when = now + timedelta(hours=hours)
+        event = InventoryEvent(
+            event_id=f"inv{hours}",
+            event_time=when,
+            sku=sku,
+            on_hand=on_hand,
+            on_order=0,
+            lead_time_days=7,
+        )
+        return int(when.timestamp() * 1000), event
+
+    log = tmp_path / "worker.log"
+    with running_worker(s, log) as proc, forecast_worker(s) as fw:
+        assert fw.holder.current.version == BASELINE_VERSION
+        low = [stock(0, 20), stock(2, 20)]  # the second closes the first one's window
+        produce_events(s, events + low)  # type: ignore[arg-type]
+        wait_for(lambda: fw.stats.restock_alerts >= 1, 120, "a restock alert", proc, log)
+        produce_events(s, [stock(4, 5000), stock(6, 5000)])
+        wait_for(lambda: fw.stats.restock_alerts >= 2, 120, "its resolution", proc, log)
+
+    alerts = [decode(RestockAlert, m.value()) for m in consume_all(s, s.topic_alerts_restock)]
+    assert [a.status for a in alerts] == ["open", "resolved"]
+    opened, resolved = alerts
+    assert opened.sku == resolved.sku == sku
+    assert opened.on_hand == 20 and opened.demand_over_lead_time > 20
+    assert opened.recommended_order_qty == pytest.approx(opened.demand_over_lead_time - 20, abs=1)
+    assert opened.days_of_cover < 7 and opened.expected_stockout_date is not None
+    assert resolved.on_hand == 5000 and resolved.recommended_order_qty == 0

@@ -1,0 +1,88 @@
+"""Window planning and model holding in the forecast worker, without services."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from schemas import Window, WindowClosed
+from streams.forecaster import ModelHolder, ServingModel, plan_windows
+
+T0 = datetime(2011, 6, 1, 10, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+def _closed(hour: int, partition: int, skus: list[str]) -> WindowClosed:
+    return WindowClosed(
+        window=Window(start=T0 + hour * H, end=T0 + (hour + 1) * H),
+        partition=partition,
+        skus=skus,
+        closed_at=T0 + (hour + 1) * H,
+    )
+
+
+def test_partitions_of_one_window_merge_into_one_piece_of_work() -> None:
+    works, coalesced = plan_windows([_closed(0, 0, ["A"]), _closed(0, 1, ["B"])], max_pending=2)
+    assert coalesced == 0
+    assert len(works) == 1 and works[0].skus == {"A", "B"}
+
+
+def test_windows_within_the_limit_are_each_forecast_in_order() -> None:
+    works, coalesced = plan_windows([_closed(1, 0, ["B"]), _closed(0, 0, ["A"])], max_pending=2)
+    assert coalesced == 0
+    assert [w.window.start for w in works] == [T0, T0 + H]
+
+
+def test_a_backlog_coalesces_into_the_newest_window_with_every_sku() -> None:
+    closes = [_closed(h, h % 2, [f"S{h}"]) for h in range(5)]
+    works, coalesced = plan_windows(closes, max_pending=2)
+    assert coalesced == 4
+    assert len(works) == 1
+    assert works[0].window.start == T0 + 4 * H
+    assert works[0].skus == {f"S{h}" for h in range(5)}
+
+
+def _model(version: str) -> ServingModel:
+    return ServingModel(version, object(), [0.1, 0.5, 0.9], 56, 28)
+
+
+def test_reload_swaps_atomically_and_a_failed_load_keeps_the_old_model(tmp_path: Path) -> None:
+    gate = threading.Event()
+    calls: list[str | None] = []
+
+    def loader(root: Path, version: str | None, device: str) -> ServingModel:
+        calls.append(version)
+        if version is None:
+            return _model("v1")
+        gate.wait(10)
+        if version == "broken":
+            raise ValueError("model.safetensors is corrupt")
+        return _model(version)
+
+    holder = ModelHolder(tmp_path, loader=loader)
+    in_flight = holder.current
+    thread = holder.request("v2")
+    assert holder.current is in_flight  # the batch in flight keeps its model until the swap
+    gate.set()
+    thread.join(10)
+    assert holder.current.version == "v2" and in_flight.version == "v1"
+    holder.request("broken").join(10)
+    assert holder.current.version == "v2"
+    assert holder.last_error is not None and "corrupt" in holder.last_error
+
+
+def test_a_changed_champion_pointer_triggers_a_reload(tmp_path: Path) -> None:
+    versions = iter(["v1", "v2"])
+
+    def loader(root: Path, version: str | None, device: str) -> ServingModel:
+        return _model(next(versions))
+
+    holder = ModelHolder(tmp_path, loader=loader)
+    assert holder.check_pointer() is None
+    (tmp_path / "champion.json").write_text('{"champion": "v2"}')
+    thread = holder.check_pointer()
+    assert thread is not None
+    thread.join(10)
+    assert holder.current.version == "v2"
+    assert holder.reloads == 1
