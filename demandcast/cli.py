@@ -263,6 +263,40 @@ def _register_optional_commands() -> None:
 _register_optional_commands()
 
 
+def command_group(name: str, help_text: str) -> typer.Typer:
+    """The sub-app ``name`` of the main app, created on first use (several modules add
+    commands to ``bench`` and ``check``)."""
+    for info in app.registered_groups:
+        if info.name == name and info.typer_instance is not None:
+            return info.typer_instance
+    group = typer.Typer(help=help_text, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group
+
+
+bench_app = command_group("bench", "Benchmarks: each prints JSON figures.")
+
+
+@bench_app.command("latency")
+def bench_latency_cmd(
+    skus: Annotated[int, typer.Option("--skus", help="SKUs changed in every window")] = 5000,
+    windows: Annotated[int, typer.Option("--windows", help="Windows to time")] = 20,
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between the hours of events")
+    ] = 2.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON report")] = False,
+) -> None:
+    """Time windows through the live path: watermark past a window's end to its last forecast."""
+    from streams.bench_latency import bench_latency
+
+    if skus < 1 or windows < 1:
+        raise typer.BadParameter("--skus and --windows must be at least 1")
+    report = bench_latency(get_settings(), skus, windows, interval)
+    if not as_json:
+        console.print(f"{windows} windows of {skus} SKUs through the live path:")
+    print(json.dumps(report))
+
+
 def main() -> None:
     """Console-script entry point: clear one-line errors instead of tracebacks."""
     try:

@@ -33,8 +33,6 @@ from typing import Any
 import numpy as np
 
 from schemas import (
-    Forecast,
-    ForecastStep,
     ModelUpdate,
     PricingAlert,
     RestockAlert,
@@ -83,6 +81,15 @@ class ServingModel:
         if self.needs_fit:
             return np.asarray(self.forecaster.fit(panel).predict(panel, self.horizon))
         return np.asarray(self.forecaster.predict(panel, self.horizon, future_known or None))
+
+
+def serving_device(device: str) -> str:
+    """``cuda`` or ``cpu``: where ``device`` (auto / cpu / cuda) puts the model here."""
+    import torch
+
+    if device == "cpu":
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def baseline_model(context_length: int = 56, horizon: int = 28) -> ServingModel:
@@ -142,8 +149,13 @@ class ModelHolder:
         self.registry_root = registry_root
         self.device = device
         self.loader = loader
-        self.current: ServingModel = loader(registry_root, None, device)
         self.last_error: str | None = None
+        try:
+            self.current: ServingModel = loader(registry_root, None, device)
+        except Exception as exc:  # serve the baseline rather than nothing
+            self.last_error = f"could not load the champion: {exc}"
+            log.error("%s; serving the baseline %s meanwhile", self.last_error, BASELINE_VERSION)
+            self.current = baseline_model()
         self.reloads = 0
         self._pointer_mtime = self._pointer_stat()
         self._lock = threading.Lock()
@@ -233,6 +245,54 @@ def plan_windows(closes: Sequence[WindowClosed], max_pending: int) -> tuple[list
     return [newest], len(ordered) - 1
 
 
+def forecast_payloads(
+    skus: Sequence[str],
+    window: Window,
+    version: str,
+    created_at: datetime,
+    levels: Sequence[float],
+    step_times: Sequence[datetime],
+    quantiles: np.ndarray,
+) -> list[bytes]:
+    """The JSON of one :class:`~schemas.Forecast` per SKU, built straight from the array.
+
+    ``quantiles`` has shape ``(len(skus), len(step_times), len(levels))``. Values are
+    clipped at 0, made non-decreasing across levels and rounded to 4 decimals (rounding
+    keeps both properties), so every payload satisfies the ``Forecast`` contract; building
+    the JSON directly is ~50x faster than constructing the pydantic models.
+    """
+    import orjson
+
+    q = np.maximum.accumulate(np.clip(np.asarray(quantiles, dtype=np.float64), 0.0, None), axis=2)
+    rows = np.round(q, 4).tolist()
+
+    def iso(t: datetime) -> str:
+        return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    head_window = {"start": iso(window.start), "end": iso(window.end)}
+    stamps = [iso(t) for t in step_times]
+    created = iso(created_at)
+    level_list = [float(x) for x in levels]
+    return [
+        orjson.dumps(
+            {
+                "schema_version": 1,
+                "sku": sku,
+                "window": head_window,
+                "model_version": version,
+                "created_at": created,
+                "freq": "D",
+                "quantile_levels": level_list,
+                "steps": [
+                    {"timestamp": ts, "values": values}
+                    for ts, values in zip(stamps, rows[i], strict=True)
+                ],
+            }
+        )
+        for i, sku in enumerate(skus)
+    ]
+
+
 def day_floor(moment: datetime) -> datetime:
     moment = moment.astimezone(UTC)
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -251,6 +311,8 @@ class WorkerStats:
     restock_alerts: int = 0
     pricing_alerts: int = 0
     last_latency_s: float = 0.0
+    busy_s: float = 0.0
+    """Seconds spent forecasting (reading features, the model, publishing)."""
     latencies: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, float | int]:
@@ -262,6 +324,7 @@ class WorkerStats:
             "restock_alerts": self.restock_alerts,
             "pricing_alerts": self.pricing_alerts,
             "last_latency_s": round(self.last_latency_s, 4),
+            "busy_s": round(self.busy_s, 4),
         }
 
 
@@ -364,23 +427,24 @@ class ForecastWorker:
         return len(works)
 
     # --- one window ------------------------------------------------------------------
-    def forecast_window(self, work: WindowWork) -> list[Forecast]:
+    def forecast_window(self, work: WindowWork) -> int:
+        """Forecast every SKU of ``work``, publish, evaluate alerts; return the forecasts."""
+        started = time.monotonic()
         model = self.holder.current  # one read: a reload meanwhile does not affect this batch
         skus = sorted(work.skus)
-        forecasts: list[Forecast] = []
+        forecasts = 0
         batch = self.settings.forecast_batch_skus
         for lo in range(0, len(skus), batch):
-            forecasts.extend(self._forecast_skus(model, work, skus[lo : lo + batch]))
+            forecasts += self._forecast_skus(model, work, skus[lo : lo + batch])
         latency = (datetime.now(UTC) - work.closed_at).total_seconds()
+        self.stats.busy_s += time.monotonic() - started
         self.stats.windows += 1
         self.stats.last_latency_s = latency
         self.stats.latencies.append(latency)
         del self.stats.latencies[:-1000]
         return forecasts
 
-    def _forecast_skus(
-        self, model: ServingModel, work: WindowWork, skus: list[str]
-    ) -> list[Forecast]:
+    def _forecast_skus(self, model: ServingModel, work: WindowWork, skus: list[str]) -> int:
         import pandas as pd
 
         from models.data import Panel
@@ -404,32 +468,29 @@ class ForecastWorker:
             known=known,
         )
         quantiles = model.predict(panel, future)
-        created = datetime.now(UTC)
-        steps_at = [end_day + d * DAY for d in range(model.horizon)]
-        out = []
-        pipe = self.redis.pipeline(transaction=False)
-        for i, sku in enumerate(skus):
-            fc = Forecast(
-                sku=sku,
-                window=work.window,
-                model_version=model.version,
-                created_at=created,
-                freq="D",
-                quantile_levels=model.quantile_levels,
-                steps=[
-                    ForecastStep(timestamp=t, values=[round(float(v), 4) for v in quantiles[i, d]])
-                    for d, t in enumerate(steps_at)
-                ],
-            )
-            payload = fc.to_json()
-            self.producer.produce(self.settings.topic_forecasts, key=sku.encode(), value=payload)
-            pipe.hset(self._key("latest"), sku, payload)
-            out.append(fc)
-        pipe.execute()
+        payloads = forecast_payloads(
+            skus,
+            work.window,
+            model.version,
+            datetime.now(UTC),
+            model.quantile_levels,
+            [end_day + d * DAY for d in range(model.horizon)],
+            quantiles,
+        )
+        produce = self.producer.produce
+        topic = self.settings.topic_forecasts
+        for sku, payload in zip(skus, payloads, strict=True):
+            while True:
+                try:
+                    produce(topic, key=sku.encode(), value=payload)
+                    break
+                except BufferError:  # the local queue is full: let it drain
+                    self.producer.poll(0.05)
+        self.redis.hset(self._key("latest"), mapping=dict(zip(skus, payloads, strict=True)))
         self.producer.poll(0)
-        self.stats.forecasts += len(out)
+        self.stats.forecasts += len(payloads)
         self._alerts(model, work, skus, quantiles, units, state)
-        return out
+        return len(payloads)
 
     def _covariates(
         self,

@@ -7,6 +7,7 @@ project reads the environment. The README's settings table is generated from thi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -183,6 +184,31 @@ class Settings(BaseSettings):
         if self.redis_password is not None:
             kwargs["password"] = self.redis_password.get_secret_value()
         return kwargs
+
+    def as_env(self) -> dict[str, str]:
+        """The environment under which a child process builds exactly these settings
+        (the parent's environment, with every ``DEMANDCAST_*`` variable replaced)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DEMANDCAST_")}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"DEMANDCAST_{name.upper()}"] = str(value)
+        return env
+
+    def namespaced(self, tag: str) -> Settings:
+        """These settings with topics, app id and Redis prefix of their own (prefixed by
+        ``tag``): a run that shares the brokers and Redis without touching anyone's data."""
+        topics = {
+            name: f"{tag}.{getattr(self, name)}"
+            for name in type(self).model_fields
+            if name.startswith("topic_")
+        }
+        return self.model_copy(
+            update={**topics, "app_id": f"{self.app_id}-{tag}", "redis_prefix": tag}
+        )
 
     def input_topics(self) -> tuple[str, ...]:
         return (self.topic_orders, self.topic_clicks, self.topic_promotions, self.topic_inventory)

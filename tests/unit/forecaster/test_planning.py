@@ -6,6 +6,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+
 from schemas import Window, WindowClosed
 from streams.forecaster import ModelHolder, ServingModel, plan_windows
 
@@ -86,3 +88,32 @@ def test_a_changed_champion_pointer_triggers_a_reload(tmp_path: Path) -> None:
     thread.join(10)
     assert holder.current.version == "v2"
     assert holder.reloads == 1
+
+
+def test_a_champion_that_fails_to_load_at_start_leaves_the_baseline_serving(
+    tmp_path: Path,
+) -> None:
+    def loader(root: Path, version: str | None, device: str) -> ServingModel:
+        raise ValueError("model.safetensors: size mismatch")
+
+    holder = ModelHolder(tmp_path, loader=loader)
+    assert holder.current.version == "baseline-seasonal-quantiles"
+    assert holder.last_error is not None and "size mismatch" in holder.last_error
+
+
+def test_forecast_payloads_satisfy_the_contract_even_from_crossing_raw_output() -> None:
+    from schemas import Forecast, decode
+    from streams.forecaster import forecast_payloads
+
+    rng = np.random.default_rng(0)
+    raw = rng.normal(1.0, 2.0, size=(3, 4, 3))  # negative and crossing on purpose
+    window = Window(start=T0, end=T0 + H)
+    steps = [T0 + timedelta(days=d) for d in range(4)]
+    payloads = forecast_payloads(["A", "B", "C"], window, "v7", T0, [0.1, 0.5, 0.9], steps, raw)
+    decoded = [decode(Forecast, p) for p in payloads]
+    assert [f.sku for f in decoded] == ["A", "B", "C"]
+    assert all(f.model_version == "v7" and f.window == window for f in decoded)
+    values = np.array([[s.values for s in f.steps] for f in decoded])
+    assert (values >= 0).all() and (np.diff(values, axis=2) >= 0).all()
+    fixed = np.maximum.accumulate(np.clip(raw, 0, None), axis=2)
+    assert np.allclose(values, fixed, atol=1e-4)

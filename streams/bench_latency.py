@@ -1,0 +1,195 @@
+"""``demandcast bench latency``: windows through the live path, timed end to end.
+
+The run uses topics, a consumer group and a Redis prefix of its own:
+
+1. ``demandcast worker`` (the stream worker) and ``demandcast forecaster`` start as
+   processes of their own, with the serving model of the registry (the baseline when
+   there is none);
+2. for each of ``windows + 1`` event-time hours, one order for each of N SKUs is produced
+   in a burst, then the bench waits ``interval`` seconds: the next hour's events move the
+   watermark past the previous window, which closes with N changed SKUs;
+3. a consumer of ``forecasts`` notes when each forecast arrives. A window's latency is
+   the largest, over its SKUs, of (forecast received − the ``closed_at`` of the
+   ``windows.closed`` message that listed the SKU): from the watermark passing the
+   window's end to the last ``Forecast`` of that window on the topic.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from schemas import Forecast, OrderEvent, WindowClosed, decode
+from streams.settings import Settings
+
+
+def _window_messages(settings: Settings, stop: threading.Event, sink: dict[str, Any]) -> None:
+    """Collect WindowClosed and Forecast messages with their arrival times."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            **settings.kafka_client_config(),
+            "group.id": f"{settings.app_id}-bench-observer-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    consumer.subscribe([settings.topic_windows_closed, settings.topic_forecasts])
+    closed_at: dict[tuple[datetime, str], float] = {}
+    arrivals: dict[datetime, list[tuple[str, float]]] = defaultdict(list)
+    versions: set[str] = set()
+    try:
+        while not stop.is_set():
+            for msg in consumer.consume(5000, 0.2):
+                if msg.error() is not None:
+                    continue
+                now = time.time()
+                if msg.topic() == settings.topic_windows_closed:
+                    wc = decode(WindowClosed, msg.value() or b"")
+                    for sku in wc.skus:
+                        closed_at[(wc.window.end, sku)] = wc.closed_at.timestamp()
+                else:
+                    fc = decode(Forecast, msg.value() or b"")
+                    arrivals[fc.window.end].append((fc.sku, now))
+                    versions.add(fc.model_version)
+    finally:
+        consumer.close()
+    sink.update(closed_at=closed_at, arrivals=arrivals, versions=versions)
+
+
+def _hash(client: Any, key: str) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
+
+
+def _wait(predicate: Any, procs: tuple[Any, ...], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        for proc in procs:
+            proc.check()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the live path did not respond within {timeout_s:.0f}s")
+        time.sleep(0.1)
+
+
+def bench_latency(
+    settings: Settings,
+    skus: int,
+    windows: int = 20,
+    interval_s: float = 2.0,
+    timeout_s: float = 300.0,
+) -> dict[str, Any]:
+    """Run the benchmark (see the module docstring); return its JSON-able report."""
+    import redis
+
+    from streams.forecaster import serving_device
+    from streams.processes import ChildCommand
+    from streams.replay import produce_events
+    from streams.topics import ensure_topics
+
+    s = settings.namespaced(f"lat-{uuid.uuid4().hex[:8]}").model_copy(
+        update={"forecast_max_pending_windows": 2, "grace_seconds": 0}
+    )
+    ensure_topics(s, s.all_topics())
+    codes = [f"BENCH{i:06d}" for i in range(skus)]
+    t0 = datetime(2011, 6, 1, tzinfo=UTC)
+    client = redis.Redis.from_url(s.redis_url, **s.redis_kwargs())
+    stop = threading.Event()
+    seen: dict[str, Any] = {}
+    observer = threading.Thread(target=_window_messages, args=(s, stop, seen), daemon=True)
+    observer.start()
+    logs = Path(tempfile.mkdtemp(prefix="demandcast-bench-latency-"))
+    stream = ChildCommand(s, "worker", log=logs / "worker.log")
+    forecaster = ChildCommand(s, "forecaster", log=logs / "forecaster.log")
+
+    def hour_of_orders(hour: int) -> list[tuple[int, OrderEvent]]:
+        start = t0 + timedelta(hours=hour)
+        burst = [
+            (
+                int((start + timedelta(seconds=i % 3600)).timestamp() * 1000),
+                OrderEvent(
+                    event_id=f"bench-{hour}-{i}",
+                    event_time=start + timedelta(seconds=i % 3600),
+                    order_id=f"{hour}-{i}",
+                    sku=code,
+                    quantity=1 + (i + hour) % 5,
+                    unit_price=2.5,
+                ),
+            )
+            for i, code in enumerate(codes)
+        ]
+        burst.sort(key=lambda pair: pair[0])
+        return burst
+
+    try:
+        # a warm-up hour: both workers have joined their groups and loaded the model
+        produce_events(s, hour_of_orders(-1))  # type: ignore[arg-type]
+        _wait(
+            lambda: _hash(client, f"{s.redis_prefix}:stats").get("events", "0") == str(skus),
+            (stream, forecaster),
+            timeout_s,
+        )
+        for hour in range(windows + 1):
+            produce_events(s, hour_of_orders(hour))  # type: ignore[arg-type]
+            if hour == 0:
+                _wait(
+                    lambda: int(_hash(client, f"{s.redis_prefix}:fc:stats").get("windows", 0)),
+                    (stream, forecaster),
+                    timeout_s,
+                )
+            time.sleep(interval_s)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            stats = _hash(client, f"{s.redis_prefix}:fc:stats")
+            windows_done = int(stats.get("windows", 0)) + int(stats.get("coalesced", 0))
+            if windows_done >= windows + 1:  # and the warm-up window
+                break
+            stream.check()
+            forecaster.check()
+            time.sleep(0.5)
+        time.sleep(2.0)  # let the observer read the last forecasts
+        forecaster_rss = forecaster.peak_rss_mb()
+    finally:
+        stop.set()
+        observer.join(30)
+        forecaster.stop()
+        stream.stop()
+    fc_stats = _hash(client, f"{s.redis_prefix}:fc:stats")
+    client.close()
+    closed_at: dict[tuple[datetime, str], float] = seen.get("closed_at", {})
+    arrivals: dict[datetime, list[tuple[str, float]]] = seen.get("arrivals", {})
+    latencies = []
+    sizes = []
+    for end, items in sorted(arrivals.items()):
+        if end <= t0:
+            continue  # the warm-up window
+        lags = [t - closed_at[(end, sku)] for sku, t in items if (end, sku) in closed_at]
+        if lags:
+            latencies.append(max(lags))
+            sizes.append(len(items))
+    busy = float(fc_stats.get("busy_s", 0.0))
+    forecasts = int(fc_stats.get("forecasts", 0))
+    lat = np.array(latencies) if latencies else np.array([np.nan])
+    return {
+        "windows": len(latencies),
+        "skus_per_window": int(np.median(sizes)) if sizes else 0,
+        "p50_s": round(float(np.percentile(lat, 50)), 3),
+        "p99_s": round(float(np.percentile(lat, 99)), 3),
+        "max_s": round(float(np.max(lat)), 3),
+        "forecasts_per_s": round(forecasts / busy, 1) if busy else None,
+        "forecasts": forecasts,
+        "coalesced": int(fc_stats.get("coalesced", 0)),
+        "model_versions": sorted(seen.get("versions", ())),
+        "forecaster_rss_mb": forecaster_rss,
+        "interval_s": interval_s,
+        "device": serving_device(settings.device),
+    }
