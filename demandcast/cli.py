@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from demandcast.groups import command_group
 from schemas import DemandcastError
 
 if TYPE_CHECKING:
@@ -263,18 +264,7 @@ def _register_optional_commands() -> None:
 _register_optional_commands()
 
 
-def command_group(name: str, help_text: str) -> typer.Typer:
-    """The sub-app ``name`` of the main app, created on first use (several modules add
-    commands to ``bench`` and ``check``)."""
-    for info in app.registered_groups:
-        if info.name == name and info.typer_instance is not None:
-            return info.typer_instance
-    group = typer.Typer(help=help_text, no_args_is_help=True)
-    app.add_typer(group, name=name)
-    return group
-
-
-bench_app = command_group("bench", "Benchmarks: each prints JSON figures.")
+bench_app = command_group(app, "bench", "Benchmarks: each prints JSON figures.")
 
 
 @bench_app.command("latency")

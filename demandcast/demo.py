@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -65,18 +63,6 @@ class DemoRun:
     wall_seconds: float = 0.0
 
 
-def _env(settings: Settings) -> dict[str, str]:
-    """The environment that gives a child process these exact settings."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump(mode="json").items():
-        if value is None:
-            continue
-        if name.endswith("password") and getattr(settings, name) is not None:
-            value = getattr(settings, name).get_secret_value()
-        env[f"DEMANDCAST_{name.upper()}"] = str(value)
-    return env
-
-
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "demandcast", *args]
 
@@ -122,7 +108,7 @@ def prepare_model(settings: Settings, opts: DemoOptions, console: Console, run: 
             str(opts.train_steps),
             "--promote",
         ),
-        env=_env(settings),
+        env=settings.as_env(),
         check=True,
     )
     run.train_seconds = time.monotonic() - t0
@@ -164,36 +150,6 @@ def demo_events(
 
 
 # --- processes and the live view -------------------------------------------------------------
-
-
-class Processes:
-    """The stream worker and the forecast worker as child processes."""
-
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        env = _env(settings)
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        for name, args in (("worker", ("worker",)), ("forecaster", ("forecaster",))):
-            with (log_dir / f"{name}.log").open("wb") as out:
-                self.procs[name] = subprocess.Popen(
-                    _cli(*args), env=env, stdout=out, stderr=subprocess.STDOUT
-                )
-
-    def check(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"the {name} exited with {proc.returncode}; see its log")
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def forecaster_lag(settings: Settings) -> int:
@@ -258,6 +214,7 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     """Run the demo end to end; return what it measured (the report is written too)."""
     import redis
 
+    from streams.processes import ChildProcess
     from streams.replay import produce_events
     from streams.stack import EmbeddedStack
     from streams.topics import ensure_topics
@@ -267,25 +224,19 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     with console.status("bringing the embedded Kafka + Redis up ..."):
         EmbeddedStack(settings).up()
     # a fresh namespace per run, so a rerun starts from empty features and offsets
-    tag = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    settings = settings.model_copy(
-        update={
-            "redis_prefix": f"demo{tag}",
-            "app_id": f"demandcast-demo-{tag}",
-            **{
-                name: f"demo{tag}.{getattr(settings, name)}"
-                for name in Settings.model_fields
-                if name.startswith("topic_")
-            },
-        }
-    )
+    settings = settings.namespaced(f"demo{datetime.now(UTC):%Y%m%d%H%M%S}")
     prepare_model(settings, opts, console, run)
     with console.status("loading the replay and simulating inventory ..."):
         events, run.inventory_events, _ = demo_events(opts)
     run.events = len(events)
     ensure_topics(settings, settings.all_topics())
     client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
-    procs = Processes(settings, opts.report_dir / "logs")
+    logs = opts.report_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = [
+        ChildProcess.demandcast(settings, "worker", log=logs / "worker.log"),
+        ChildProcess.demandcast(settings, "forecaster", log=logs / "forecaster.log"),
+    ]
     produced = [0]
     failure: list[BaseException] = []
 
@@ -305,7 +256,8 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
         settled_since: float | None = None
         with Live(console=console, refresh_per_second=2) as live:
             while True:
-                procs.check()
+                for proc in procs:
+                    proc.check()
                 if failure:
                     raise failure[0]
                 stream = _stats(client, f"{settings.redis_prefix}:stats", stream)
@@ -337,7 +289,8 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
         run.stream_stats = {k: int(v) for k, v in stream.items()}
         run.forecaster_stats = fc
     finally:
-        procs.stop()
+        for proc in procs:
+            proc.stop()
     write_report(settings, opts, run, client, console)
     client.close()
     run.wall_seconds = time.monotonic() - t_start

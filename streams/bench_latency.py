@@ -92,7 +92,7 @@ def bench_latency(
     import redis
 
     from streams.forecaster import serving_device
-    from streams.processes import ChildCommand
+    from streams.processes import ChildProcess
     from streams.replay import produce_events
     from streams.topics import ensure_topics
 
@@ -108,8 +108,8 @@ def bench_latency(
     observer = threading.Thread(target=_window_messages, args=(s, stop, seen), daemon=True)
     observer.start()
     logs = Path(tempfile.mkdtemp(prefix="demandcast-bench-latency-"))
-    stream = ChildCommand(s, "worker", log=logs / "worker.log")
-    forecaster = ChildCommand(s, "forecaster", log=logs / "forecaster.log")
+    stream = ChildProcess.demandcast(s, "worker", log=logs / "worker.log")
+    forecaster = ChildProcess.demandcast(s, "forecaster", log=logs / "forecaster.log")
 
     def hour_of_orders(hour: int) -> list[tuple[int, OrderEvent]]:
         start = t0 + timedelta(hours=hour)

@@ -20,7 +20,3 @@ class TopicError(StreamsError, RuntimeError):
 
 class ReplayError(StreamsError, ValueError):
     """A historical log cannot be replayed (unknown format, unreadable file, bad option)."""
-
-
-class ConsistencyError(StreamsError):
-    """The feature store disagrees with the linear recomputation of a log."""

@@ -1,16 +1,19 @@
-"""demandcast commands run as child processes with given settings (demo, benchmarks)."""
+"""Child processes run with given settings: the workers in the demo, the benchmarks and the
+integration tests."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from streams.settings import Settings
 
 
-def _rss_mb(pid: int) -> float | None:
+def peak_rss_mb(pid: int) -> float | None:
+    """Peak resident memory (VmHWM) of a running process, in MB."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -20,38 +23,58 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
-class ChildCommand:
-    """``python -m demandcast COMMAND`` with ``settings`` in its environment, logging to a file
-    (or nowhere); stopped with SIGTERM, then SIGKILL after ``grace_s``."""
+class ChildProcess:
+    """``argv`` with ``settings`` in its environment, output to ``log`` (or nowhere);
+    stopped with SIGTERM, then SIGKILL after ``grace_s``. Usable as a context manager."""
 
     def __init__(
-        self, settings: Settings, *args: str, log: Path | None = None, grace_s: float = 30.0
+        self,
+        settings: Settings,
+        argv: Sequence[str],
+        *,
+        log: Path | None = None,
+        grace_s: float = 30.0,
     ) -> None:
-        self.name = " ".join(args)
+        self.name = " ".join(argv[1:3]) if len(argv) > 1 else argv[0]
         self.log = log
         self.grace_s = grace_s
-        out = log.open("ab") if log is not None else subprocess.DEVNULL
+        out = log.open("ab") if log is not None else None
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "demandcast", *args],
+                list(argv),
                 env=settings.as_env(),
-                stdout=out,
+                stdout=out if out is not None else subprocess.DEVNULL,
                 stderr=subprocess.STDOUT,
             )
         finally:
-            if log is not None and not isinstance(out, int):
+            if out is not None:
                 out.close()
+
+    @classmethod
+    def demandcast(
+        cls, settings: Settings, *args: str, log: Path | None = None, grace_s: float = 30.0
+    ) -> ChildProcess:
+        """``python -m demandcast ARGS`` (a worker, the forecaster, ...)."""
+        child = cls(settings, [sys.executable, "-m", "demandcast", *args], log=log, grace_s=grace_s)
+        child.name = "demandcast " + " ".join(args)
+        return child
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def check(self) -> None:
         """Raise if the process has exited."""
         code = self.proc.poll()
         if code is not None:
             where = f"; see {self.log}" if self.log else ""
-            raise RuntimeError(f"`demandcast {self.name}` exited with {code}{where}")
+            raise RuntimeError(f"`{self.name}` exited with {code}{where}")
 
     def peak_rss_mb(self) -> float | None:
-        """Peak resident memory so far (VmHWM), while the process runs."""
-        return _rss_mb(self.proc.pid)
+        return peak_rss_mb(self.proc.pid)
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -62,3 +85,9 @@ class ChildCommand:
                 self.proc.kill()
                 self.proc.wait()
         return int(self.proc.returncode)
+
+    def __enter__(self) -> ChildProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

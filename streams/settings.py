@@ -96,8 +96,16 @@ class Settings(BaseSettings):
     dedup_horizon_seconds: int = Field(
         14 * 86400, ge=3600, description="How long an event_id is remembered for deduplication"
     )
+    kafka_session_timeout_seconds: float = Field(
+        60.0,
+        ge=6,
+        le=300,
+        description="Stream worker: a worker silent this long leaves the consumer group",
+    )
     batch_max_events: int = Field(
-        10_000, ge=1, le=100_000,
+        10_000,
+        ge=1,
+        le=100_000,
         description="Stream worker: most records one fetch returns (a batch is one partition's)",
     )
 

@@ -68,9 +68,9 @@ def simulate_inventory(
         )
 
     for sku, demand in sorted(daily_demand.items()):
-        stock = _Stock(on_hand=math.ceil(policy.cover_days * demand), on_order=0, arrivals=[])
-        stocks[sku] = stock
-        emit(sku, start_ms, stock)
+        opening = _Stock(on_hand=math.ceil(policy.cover_days * demand), on_order=0, arrivals=[])
+        stocks[sku] = opening
+        emit(sku, start_ms, opening)
 
     for t, order in orders:
         stock = stocks.get(order.sku)

@@ -69,15 +69,18 @@ def stack_settings() -> Iterator[Settings]:
 
 
 @pytest.fixture
-def isolated(stack_settings: Settings) -> Settings:
-    """Per-test settings: unique topic names, app id and a Redis key namespace of its own."""
-    tag = uuid.uuid4().hex[:8]
-    names = {
-        field: f"t{tag}.{getattr(stack_settings, field)}"
-        for field in Settings.model_fields
-        if field.startswith("topic_")
-    }
-    return stack_settings.model_copy(update={**names, "app_id": f"demandcast-test-{tag}"})
+def isolated(stack_settings: Settings) -> Iterator[Settings]:
+    """Per-test settings: topics, consumer groups and Redis keys of the test's own (the
+    keys are deleted afterwards)."""
+    import redis
+
+    settings = stack_settings.namespaced(f"t{uuid.uuid4().hex[:8]}")
+    yield settings
+    client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+    keys = list(client.scan_iter(match=f"{settings.redis_prefix}:*", count=5000))
+    for i in range(0, len(keys), 5000):
+        client.delete(*keys[i : i + 5000])
+    client.close()
 
 
 @pytest.fixture

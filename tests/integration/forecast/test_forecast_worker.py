@@ -29,13 +29,7 @@ from streams.replay import produce_events, replay
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
-from ..streams.conftest import (  # noqa: F401 - stream_settings is a fixture
-    consume_all,
-    running_worker,
-    stats,
-    stream_settings,
-    wait_for,
-)
+from ..live import consume_all, running_worker, stats, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -66,9 +60,9 @@ def _drained(settings: Settings, worker: ForecastWorker, produced: int) -> bool:
 
 
 def test_one_forecast_per_changed_sku_per_window_across_a_hot_reload(
-    stream_settings: Settings, uci_slice: Path, tmp_path: Path
+    isolated: Settings, uci_slice: Path, tmp_path: Path
 ) -> None:
-    s = stream_settings.model_copy(
+    s = isolated.model_copy(
         update={"model_registry": tmp_path / "models", "forecast_max_pending_windows": 10_000}
     )
     registry = ModelRegistry(s.model_registry)
@@ -121,9 +115,9 @@ def test_one_forecast_per_changed_sku_per_window_across_a_hot_reload(
 
 
 def test_restock_alert_fires_below_forecast_demand_and_clears_when_replenished(
-    stream_settings: Settings, tmp_path: Path
+    isolated: Settings, tmp_path: Path
 ) -> None:
-    s = stream_settings.model_copy(update={"model_registry": tmp_path / "empty-registry"})
+    s = isolated.model_copy(update={"model_registry": tmp_path / "empty-registry"})
     ensure_topics(s, s.all_topics())
     sku, t0 = "RESTOCK-1", datetime(2011, 3, 1, 9, tzinfo=UTC)
     events: list[tuple[int, object]] = []

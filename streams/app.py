@@ -1,0 +1,167 @@
+"""The Faust app factory: topics and the four ingest agents.
+
+``build_app(settings)`` returns a new ``faust.App`` each call (no module singleton). Each
+input topic (``orders``, ``clicks``, ``promotions``, ``inventory``) has one agent. The app's
+consumer delivers each partition's fetched records as one Faust event (a carrier, see
+:mod:`streams.fastpath`); the agent hands each batch to the shared
+:class:`streams.processor.StreamProcessor`, prepares the next batch while Redis applies the
+current one, and acknowledges an event (manual acks, ``stream.noack()``) only after its
+batch is durable in Redis, so the offsets Faust commits never run ahead of the features.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from streams.processor import Emit, Prepared, StreamProcessor, layout_of
+from streams.settings import Settings
+from streams.store import RedisSink, Sink
+
+
+def faust_broker_options(settings: Settings) -> dict[str, Any]:
+    """``faust.App`` keyword arguments for the broker address and its security."""
+    import ssl
+
+    import faust
+
+    options: dict[str, Any] = {"broker": f"kafka://{settings.kafka_bootstrap_servers}"}
+    protocol = settings.kafka_security_protocol
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+        if settings.kafka_ssl_certfile:
+            context.load_cert_chain(
+                str(settings.kafka_ssl_certfile),
+                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+            )
+    if protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password
+        options["broker_credentials"] = faust.SASLCredentials(
+            username=settings.kafka_sasl_username or "",
+            password=password.get_secret_value() if password else "",
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
+    elif context is not None:
+        options["broker_credentials"] = faust.SSLCredentials(context)
+    return options
+
+
+def build_app(settings: Settings, *, sink: Sink | None = None, emit: Emit | None = None) -> Any:
+    """A new Faust app with the ingest agents; nothing connects until it starts.
+
+    ``sink`` defaults to the Redis feature store named by the settings and ``emit`` to the
+    app's own producer (DLQ and ``windows.closed``); tests pass a
+    :class:`streams.store.MemorySink` and a list. The processor is at
+    ``app.demandcast_processor``.
+    """
+    import faust
+
+    from streams.fastpath import batching_transport
+
+    transport_cls = batching_transport(frozenset(settings.input_topics()))
+
+    class App(faust.App):
+        """Faust's App with the partition-batching consumer (streams.fastpath)."""
+
+        def _new_transport(self) -> Any:
+            return transport_cls(self.conf.broker_consumer, self)
+
+    app = App(
+        settings.app_id,
+        **faust_broker_options(settings),
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        # the input topics' queues hold partition batches (carriers), not records
+        stream_buffer_maxsize=64,
+        broker_max_poll_records=settings.batch_max_events,
+        broker_commit_every=max(10_000, settings.batch_max_events),
+        broker_session_timeout=settings.kafka_session_timeout_seconds,
+        producer_acks=-1,
+    )
+
+    def topic(name: str) -> Any:
+        return app.topic(
+            name, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
+        )
+
+    outputs = {name: topic(name) for name in (settings.topic_dlq, settings.topic_windows_closed)}
+
+    async def send(messages: list[tuple[str, bytes | None, bytes]]) -> None:
+        futures = [await outputs[name].send(key=key, value=value) for name, key, value in messages]
+        await asyncio.gather(*futures)
+
+    if sink is None:
+        sink = RedisSink(settings.redis_url, layout_of(settings), settings.redis_kwargs())
+    processor = StreamProcessor(settings, sink, emit if emit is not None else send)
+    app.demandcast_processor = processor  # type: ignore[attr-defined]
+
+    @app.on_partitions_assigned.connect
+    async def reload_watermarks(*_args: Any, **_kwargs: Any) -> None:
+        # another worker may have advanced the watermarks of partitions we get back
+        processor.forget_watermarks()
+
+    for kind, name in zip(
+        ("orders", "clicks", "promotions", "inventory"), settings.input_topics(), strict=True
+    ):
+        _add_ingest_agent(app, topic(name), f"ingest-{kind}", processor, settings)
+    return app
+
+
+def _add_ingest_agent(
+    app: Any, channel: Any, name: str, processor: StreamProcessor, settings: Settings
+) -> Any:
+    from streams.fastpath import records_of
+
+    async def ingest(stream: Any) -> None:
+        # Each event is a carrier of one partition's fetched records (streams.fastpath), or
+        # a single record when delivered otherwise (agent.test_context()). Two batches are
+        # in flight: the next one is decoded and planned while Redis applies this one. An
+        # event is acked (its offsets become committable) only once its batch is durable.
+        manual = stream.noack()
+        inflight: asyncio.Future[None] | None = None
+
+        async def commit_then_ack(prepared: Prepared | None, event: Any) -> None:
+            if prepared is not None:
+                await processor.commit(prepared)
+            await manual.ack(event)
+
+        try:
+            async for event in manual.events():
+                prepared = await processor.prepare(records_of(event))
+                if inflight is not None:
+                    await inflight
+                inflight = asyncio.ensure_future(commit_then_ack(prepared, event))
+        finally:
+            if inflight is not None and not inflight.done():
+                await asyncio.shield(inflight)
+
+    ingest.__name__ = name.replace("-", "_")
+    return app.agent(channel, name=name, concurrency=1)(ingest)
+
+
+def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
+    """Run the stream worker until SIGINT/SIGTERM (creates the topics first)."""
+    import asyncio
+
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        pass
+    import faust
+
+    from streams.topics import ensure_topics
+
+    ensure_topics(settings)
+    app = build_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
+    worker.execute_from_commandline()

@@ -1,0 +1,435 @@
+"""Pure feature logic: what one batch of decoded events does to the feature store.
+
+Nothing here does I/O. :func:`plan_batch` turns a batch of decoded events into a
+:class:`BatchPlan`: the event ids to deduplicate and a flat list of store operations,
+already aggregated per (SKU, bucket, metric), which :mod:`streams.store` applies in one
+atomic Redis script (or :class:`streams.store.MemorySink` applies in a dict, for tests).
+
+Units: quantities are integers; money is stored as integer thousandths of the currency
+unit (``revenue_milli``, ``price_max_milli``) so that sums are exact and independent of
+the order in which events arrive. The read API converts them back to floats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from operator import add
+from typing import Any, NamedTuple
+
+from schemas import ClickEvent, Event, InventoryEvent, OrderEvent, PromotionEvent
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+SUM_METRICS: tuple[str, ...] = (
+    "units",
+    "revenue_milli",
+    "lines",
+    "cancel_units",
+    "cancel_lines",
+    "views",
+    "carts",
+    "purchases",
+)
+"""Metrics that are summed per bucket."""
+MAX_METRICS: tuple[str, ...] = ("price_max_milli",)
+"""Metrics that keep the largest value seen in the bucket."""
+METRICS: tuple[str, ...] = SUM_METRICS + MAX_METRICS
+MILLI_METRICS = frozenset({"revenue_milli", "price_max_milli"})
+
+CLICK_METRIC = {"view": "views", "cart": "carts", "purchase": "purchases"}
+"""Click actions counted in buckets; ``remove_from_cart`` is not counted."""
+
+
+def to_milli(amount: float) -> int:
+    """Money as integer thousandths (``2.55`` -> ``2550``), rounded half away from zero."""
+    scaled = amount * 1000.0
+    return int(scaled + 0.5) if scaled >= 0 else -int(-scaled + 0.5)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime (exact for whole milliseconds)."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def version_of(event_ms: int, event_id: str) -> str:
+    """The comparable version of a state update: event time, then event id.
+
+    Lexicographic order of these strings is event-time order, ties broken by id, so the
+    final state does not depend on the order of arrival (replays and late events cannot
+    overwrite a newer value).
+    """
+    return f"{event_ms:015d}|{event_id}"
+
+
+def hour_day_keys(event_ms: int) -> tuple[str, str, str, str]:
+    """(day key ``YYYYMMDD``, hour field suffix ``HH``, month key ``YYYYMM``, day suffix ``DD``)."""
+    moment = datetime.fromtimestamp(event_ms // 1000, tz=UTC)
+    return (
+        f"{moment.year:04d}{moment.month:02d}{moment.day:02d}",
+        f"{moment.hour:02d}",
+        f"{moment.year:04d}{moment.month:02d}",
+        f"{moment.day:02d}",
+    )
+
+
+@dataclass(frozen=True)
+class KeyLayout:
+    """Every Redis key the feature store writes, under one prefix (see docs/feature-store.md)."""
+
+    prefix: str
+
+    def hourly(self, sku: str, day: str) -> str:
+        return f"{self.prefix}:fh:{sku}:{day}"
+
+    def daily(self, sku: str, month: str) -> str:
+        return f"{self.prefix}:fd:{sku}:{month}"
+
+    def state(self, sku: str) -> str:
+        return f"{self.prefix}:s:{sku}"
+
+    def promotion(self, promotion_id: str) -> str:
+        return f"{self.prefix}:pr:{promotion_id}"
+
+    def promotions_of_sku(self, sku: str) -> str:
+        return f"{self.prefix}:prs:{sku}"
+
+    def promotions_of_category(self, category: str) -> str:
+        return f"{self.prefix}:prc:{category}"
+
+    def dedup(self, day: str) -> str:
+        return f"{self.prefix}:dd:{day}"
+
+    @property
+    def watermarks(self) -> str:
+        return f"{self.prefix}:wm"
+
+    def open_windows(self, topic: str, partition: int) -> str:
+        return f"{self.prefix}:wo:{topic}:{partition}"
+
+    def window_skus(self, topic: str, partition: int, start_ms: int) -> str:
+        return f"{self.prefix}:ws:{topic}:{partition}:{start_ms}"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}:stats"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """TTLs (seconds) of the keys, refreshed on every write."""
+
+    hourly_s: int
+    daily_s: int
+    state_s: int
+    dedup_s: int
+
+
+class Incoming(NamedTuple):
+    """One decoded event with where it came from (a tuple: cheap to make per event)."""
+
+    topic: str
+    partition: int
+    offset: int
+    event: Event
+    event_ms: int
+
+
+Op = list[Any]
+"""One store operation (JSON-encoded for the store script):
+
+- ``["H", key, ttl, [f1, d1, f2, d2, ...]]``: add integers to hash fields, then set the TTL;
+- ``["X", key, [f1, v1, ...]]``: keep the maximum of each field;
+- ``["V", key, vfield, version, [f1, v1, ...]]``: set the fields if ``version`` is newer
+  than the one stored in ``vfield`` (then the stored version becomes ``version``);
+- ``["S", key, ttl, [m1, m2, ...]]``: add members to a set, then set the TTL;
+- ``["Z", key, ttl, [score1, m1, ...]]``: add members to a sorted set, then set the TTL;
+- ``["T", key, ttl]``: set a TTL;
+- ``["F", key, field, value]``: set a field if it is not set;
+- ``["N", key, field]``: set a field to the store's clock (ms).
+"""
+
+
+@dataclass
+class BatchPlan:
+    """What one batch does: dedup ids by key, store operations, counters, touched windows."""
+
+    dedup: dict[str, list[str]] = field(default_factory=dict)
+    ops: list[Op] = field(default_factory=list)
+    events: int = 0
+    duplicates_in_batch: int = 0
+    late: int = 0
+    watermarks: dict[tuple[str, int], int] = field(default_factory=dict)
+    windows: dict[tuple[str, int], set[int]] = field(default_factory=dict)
+    event_ids: list[str] = field(default_factory=list)
+
+
+_N_SUM = len(SUM_METRICS)
+_PMAX = len(METRICS) - 1
+_HOUR_FIELDS = [[f"{m}:{h:02d}" for h in range(24)] for m in METRICS]
+_DAY_FIELDS = [[f"{m}:{d:02d}" for d in range(32)] for m in METRICS]
+_HOUR_SUM_FIELDS = [tuple(_HOUR_FIELDS[j][h] for j in range(_N_SUM)) for h in range(24)]
+_DAY_SUM_FIELDS = [tuple(_DAY_FIELDS[j][d] for j in range(_N_SUM)) for d in range(32)]
+_CLICK_INDEX = {action: SUM_METRICS.index(metric) for action, metric in CLICK_METRIC.items()}
+
+
+def _day_name(day_index: int) -> tuple[str, str, str]:
+    """(``YYYYMMDD``, ``YYYYMM``, ``DD``) of a day counted from the epoch."""
+    moment = datetime.fromtimestamp(day_index * 86_400, tz=UTC)
+    month = f"{moment.year:04d}{moment.month:02d}"
+    dd = f"{moment.day:02d}"
+    return month + dd, month, dd
+
+
+def plan_batch(
+    batch: Sequence[Incoming],
+    layout: KeyLayout,
+    retention: Retention,
+    *,
+    watermarks: dict[tuple[str, int], int],
+    grace_ms: int,
+    window_ms: int,
+    skip_ids: frozenset[str] = frozenset(),
+) -> BatchPlan:
+    """Aggregate a batch into store operations.
+
+    ``watermarks`` maps (topic, partition) to the largest event time seen so far (ms); it
+    is read, not changed: the advanced watermarks are in the returned plan. An event older
+    than its partition's watermark minus ``grace_ms`` is *late*: it is applied to its own
+    historical bucket like any other and counted in ``plan.late``. Events whose id is in
+    ``skip_ids`` (known duplicates) and repeats of an id inside the batch are left out.
+    """
+    plan = BatchPlan()
+    seen: set[str] = set()
+    acc: dict[tuple[str, int], list[int]] = {}  # (sku, hour index) -> METRICS
+    prices: dict[str, tuple[int, str, float]] = {}
+    stock: dict[str, tuple[int, str, InventoryEvent]] = {}
+    promos: list[tuple[int, str, PromotionEvent]] = []
+    ids_by_day: dict[int, list[str]] = {}
+    window_skus: dict[tuple[str, int, int], set[str]] = {}
+    wm = dict(watermarks)
+    touched_wm: set[tuple[str, int]] = set()
+    late = 0
+
+    for item in batch:
+        event = item.event
+        eid = event.event_id
+        if eid in seen or eid in skip_ids:
+            plan.duplicates_in_batch += eid in seen
+            continue
+        seen.add(eid)
+        t = item.event_ms
+        day = t // DAY_MS
+        ids = ids_by_day.get(day)
+        if ids is None:
+            ids_by_day[day] = ids = []
+        ids.append(eid)
+        tp = (item.topic, item.partition)
+        current = wm.get(tp)
+        if current is None or t > current:
+            wm[tp] = t
+            touched_wm.add(tp)
+        elif t < current - grace_ms:
+            late += 1
+
+        if isinstance(event, OrderEvent):
+            sku = event.sku
+            a = acc.get((sku, t // HOUR_MS))
+            if a is None:
+                acc[(sku, t // HOUR_MS)] = a = [0, 0, 0, 0, 0, 0, 0, 0, -1]
+            q = event.quantity
+            if q > 0:
+                price = event.unit_price
+                a[0] += q
+                a[1] += to_milli(q * price)
+                a[2] += 1
+                milli = to_milli(price)
+                if milli > a[8]:
+                    a[8] = milli
+                cur = prices.get(sku)
+                if cur is None or t > cur[0] or (t == cur[0] and eid > cur[1]):
+                    prices[sku] = (t, eid, price)
+            else:
+                a[3] -= q
+                a[4] += 1
+            skus: Sequence[str] = (sku,)
+        elif isinstance(event, ClickEvent):
+            sku = event.sku
+            j = _CLICK_INDEX.get(event.action)
+            if j is not None:
+                a = acc.get((sku, t // HOUR_MS))
+                if a is None:
+                    acc[(sku, t // HOUR_MS)] = a = [0, 0, 0, 0, 0, 0, 0, 0, -1]
+                a[j] += 1
+            if event.price is not None:
+                cur = prices.get(sku)
+                if cur is None or t > cur[0] or (t == cur[0] and eid > cur[1]):
+                    prices[sku] = (t, eid, event.price)
+            skus = (sku,)
+        elif isinstance(event, InventoryEvent):
+            sku = event.sku
+            held = stock.get(sku)
+            if held is None or t > held[0] or (t == held[0] and eid > held[1]):
+                stock[sku] = (t, eid, event)
+            skus = (sku,)
+        elif isinstance(event, PromotionEvent):
+            promos.append((t, eid, event))
+            skus = event.skus
+        else:  # pragma: no cover - the schemas admit no other event
+            continue
+        start = t - t % window_ms
+        wkey = (item.topic, item.partition, start)
+        bucket = window_skus.get(wkey)
+        if bucket is None:
+            window_skus[wkey] = bucket = set()
+        bucket.update(skus)
+
+    plan.late = late
+    plan.event_ids = [eid for ids in ids_by_day.values() for eid in ids]
+    plan.events = len(plan.event_ids)
+    names = {d: _day_name(d) for d in ids_by_day}
+    for d, ids in ids_by_day.items():
+        plan.dedup[layout.dedup(names[d][0])] = ids
+
+    ops = plan.ops
+    hourly: dict[str, list[Any]] = {}
+    hourly_max: dict[str, list[Any]] = {}
+    daily_acc: dict[tuple[str, int], list[int]] = {}
+    for (sku, hour), a in acc.items():
+        d = hour // 24
+        name = names.get(d)
+        if name is None:
+            names[d] = name = _day_name(d)
+        hh = hour % 24
+        key = layout.hourly(sku, name[0])
+        fields = hourly.get(key)
+        if fields is None:
+            hourly[key] = fields = []
+        for fname, value in zip(_HOUR_SUM_FIELDS[hh], a, strict=False):
+            if value:
+                fields += (fname, value)
+        pmax = a[_PMAX]
+        if pmax >= 0:
+            hourly_max.setdefault(key, []).extend((_HOUR_FIELDS[_PMAX][hh], pmax))
+        da = daily_acc.get((sku, d))
+        if da is None:
+            daily_acc[(sku, d)] = a.copy()
+        else:
+            merged = list(map(add, da, a))
+            merged[_PMAX] = max(da[_PMAX], pmax)
+            daily_acc[(sku, d)] = merged
+    daily: dict[str, list[Any]] = {}
+    daily_max: dict[str, list[Any]] = {}
+    for (sku, d), a in daily_acc.items():
+        _, month, dd_name = names[d]
+        dd = int(dd_name)
+        key = layout.daily(sku, month)
+        fields = daily.get(key)
+        if fields is None:
+            daily[key] = fields = []
+        for fname, value in zip(_DAY_SUM_FIELDS[dd], a, strict=False):
+            if value:
+                fields += (fname, value)
+        if a[_PMAX] >= 0:
+            daily_max.setdefault(key, []).extend((_DAY_FIELDS[_PMAX][dd], a[_PMAX]))
+    for table, ttl in ((hourly, retention.hourly_s), (daily, retention.daily_s)):
+        for key, fields in table.items():
+            if fields:
+                ops.append(["H", key, ttl, fields])
+    for table in (hourly_max, daily_max):
+        for key, fields in table.items():
+            ops.append(["X", key, fields])
+    for sku, (t, eid, price) in prices.items():
+        key = layout.state(sku)
+        ops.append(["V", key, "price_v", version_of(t, eid), ["last_price", repr(price)]])
+        ops.append(["T", key, retention.state_s])
+    for sku, (t, eid, inv) in stock.items():
+        key = layout.state(sku)
+        ops.append(
+            [
+                "V",
+                key,
+                "inventory_v",
+                version_of(t, eid),
+                [
+                    "on_hand",
+                    str(inv.on_hand),
+                    "on_order",
+                    str(inv.on_order),
+                    "lead_time_days",
+                    repr(inv.lead_time_days),
+                ],
+            ]
+        )
+        ops.append(["T", key, retention.state_s])
+    for t, eid, promo in promos:
+        pkey = layout.promotion(promo.promotion_id)
+        ops.append(
+            [
+                "V",
+                pkey,
+                "v",
+                version_of(t, eid),
+                [
+                    "action",
+                    promo.action,
+                    "kind",
+                    promo.kind,
+                    "depth",
+                    repr(promo.discount_depth),
+                    "planned_start",
+                    str(epoch_ms(promo.planned_start)),
+                    "planned_end",
+                    str(epoch_ms(promo.planned_end)),
+                    "skus",
+                    "\x1f".join(promo.skus),
+                    "category",
+                    promo.category or "",
+                ],
+            ]
+        )
+        ops.append(["T", pkey, retention.state_s])
+        for sku in promo.skus:
+            ops.append(
+                ["S", layout.promotions_of_sku(sku), retention.state_s, [promo.promotion_id]]
+            )
+        if promo.category:
+            ops.append(
+                [
+                    "S",
+                    layout.promotions_of_category(promo.category),
+                    retention.state_s,
+                    [promo.promotion_id],
+                ]
+            )
+    open_windows: dict[tuple[str, int], list[Any]] = {}
+    for (topic, partition, start), changed in window_skus.items():
+        if not changed:
+            continue
+        ops.append(
+            ["S", layout.window_skus(topic, partition, start), retention.dedup_s, sorted(changed)]
+        )
+        open_windows.setdefault((topic, partition), []).extend((start, start))
+        plan.windows.setdefault((topic, partition), set()).add(start)
+    for (topic, partition), members in open_windows.items():
+        ops.append(["Z", layout.open_windows(topic, partition), retention.dedup_s, members])
+    wm_fields: list[Any] = []
+    for tp in sorted(touched_wm):
+        plan.watermarks[tp] = wm[tp]
+        wm_fields += (f"{tp[0]}:{tp[1]}", wm[tp])
+    if wm_fields:
+        ops.append(["X", layout.watermarks, wm_fields])
+    return plan
+
+
+def closable_windows(
+    open_starts: Iterable[int], watermark_ms: int, *, grace_ms: int, window_ms: int
+) -> list[int]:
+    """Window starts whose end the watermark has passed by more than the grace period."""
+    return sorted(s for s in open_starts if s + window_ms + grace_ms <= watermark_ms)

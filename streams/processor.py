@@ -1,0 +1,263 @@
+"""The stream processor behind the Faust agents, testable without a broker.
+
+:class:`StreamProcessor.process` takes one batch of raw records of one topic: it decodes
+and validates each with ``schemas``, dead-letters what fails (never raising on input),
+applies the rest to the feature store exactly once (:func:`streams.store.apply_batch`),
+then publishes ``windows.closed`` for every window the watermark has passed.
+
+Event time: the watermark of a (topic, partition) is the largest event time applied from
+it (kept in Redis with the features, so a restart resumes it). An event older than the
+watermark minus ``grace_seconds`` is *late*: it is still applied to its own historical
+bucket (features stay exact) and counted in the ``late`` statistic; its window, if
+already closed, is published again with the SKUs the late events changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from schemas import (
+    ClickEvent,
+    DeadLetter,
+    Event,
+    InventoryEvent,
+    OrderEvent,
+    PromotionEvent,
+    SchemaError,
+    Window,
+    WindowClosed,
+    decode,
+)
+from schemas._base import MAX_MESSAGE_BYTES
+from streams.fastdecode import fast_decode
+from streams.features import BatchPlan, Incoming, KeyLayout, Retention, epoch_ms, plan_batch
+from streams.settings import Settings
+from streams.store import DueWindow, Sink, apply_batch
+
+log = logging.getLogger(__name__)
+
+Outgoing = tuple[str, bytes | None, bytes]
+Emit = Callable[[list[Outgoing]], Awaitable[None]]
+"""Publish ``(topic, key, value)`` messages and wait until the broker has them all."""
+
+
+class RecordLike(Protocol):
+    """What the processor reads of a consumed record (aiokafka's, Faust's, RawRecord)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A consumed Kafka record, for tests and other callers."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def layout_of(settings: Settings) -> KeyLayout:
+    return KeyLayout(settings.redis_prefix)
+
+
+def retention_of(settings: Settings) -> Retention:
+    return Retention(
+        hourly_s=settings.feature_hourly_ttl_days * 86_400,
+        daily_s=settings.feature_daily_ttl_days * 86_400,
+        state_s=settings.feature_state_ttl_days * 86_400,
+        dedup_s=settings.dedup_horizon_seconds,
+    )
+
+
+def topic_models(settings: Settings) -> dict[str, type[Event]]:
+    return {
+        settings.topic_orders: OrderEvent,
+        settings.topic_clicks: ClickEvent,
+        settings.topic_promotions: PromotionEvent,
+        settings.topic_inventory: InventoryEvent,
+    }
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A decoded and planned batch, waiting to be committed."""
+
+    batch: list[Incoming]
+    plan: BatchPlan
+    watermarks: dict[tuple[str, int], int]
+    received_ms: int
+
+
+class StreamProcessor:
+    """Decode, validate, dead-letter, apply exactly once, close windows."""
+
+    def __init__(self, settings: Settings, sink: Sink, emit: Emit) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.emit = emit
+        self.layout = layout_of(settings)
+        self.retention = retention_of(settings)
+        self.models = topic_models(settings)
+        self.grace_ms = settings.grace_seconds * 1000
+        self.window_ms = settings.window_seconds * 1000
+        self.watermarks: dict[tuple[str, int], int] = {}
+        self._loaded = False
+        self.counts = {
+            "events": 0,
+            "duplicates": 0,
+            "late": 0,
+            "dead_letters": 0,
+            "windows_closed": 0,
+        }
+
+    def forget_watermarks(self) -> None:
+        """Reload the watermarks from the store before the next batch (after a rebalance)."""
+        self._loaded = False
+
+    async def _load_watermarks(self) -> None:
+        if self._loaded:
+            return
+        for field, value in (await self.sink.watermarks()).items():
+            topic, _, part = field.rpartition(":")
+            tp = (topic, int(part))
+            self.watermarks[tp] = max(value, self.watermarks.get(tp, value))
+        self._loaded = True
+
+    async def dead_letter(self, record: RecordLike, reason: str) -> None:
+        original = record.value or b""
+        truncated = len(original) > MAX_MESSAGE_BYTES
+        letter = DeadLetter(
+            original=original[:MAX_MESSAGE_BYTES],
+            truncated=truncated,
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason[:4096],
+            received_at=datetime.now(UTC),
+        )
+        await self.emit([(self.settings.topic_dlq, record.key, letter.to_json())])
+        await self.sink.incr_stat("dead_letters", 1)
+        self.counts["dead_letters"] += 1
+
+    async def process(self, records: Sequence[RecordLike]) -> None:
+        """Process one batch; returns when its effects are durable in Redis."""
+        prepared = await self.prepare(records)
+        if prepared is not None:
+            await self.commit(prepared)
+
+    async def prepare(self, records: Sequence[RecordLike]) -> Prepared | None:
+        """The CPU half of a batch: decode, dead-letter what fails, plan the store update.
+
+        The watermarks advance here already, so the next batch can be prepared while this
+        one is committed (:meth:`commit`); lateness is judged in arrival order either way.
+        """
+        received_ms = int(time.time() * 1000)
+        await self._load_watermarks()
+        batch: list[Incoming] = []
+        models = self.models
+        for rec in records:
+            model = models.get(rec.topic)
+            if model is None:
+                await self.dead_letter(rec, f"no event type is consumed from topic {rec.topic!r}")
+                continue
+            value = rec.value
+            if value is None:
+                await self.dead_letter(rec, "empty message (null value)")
+                continue
+            try:
+                event = fast_decode(model, value)
+                if event is None:
+                    event = decode(model, value)
+            except SchemaError as exc:
+                await self.dead_letter(rec, str(exc))
+                continue
+            except Exception as exc:  # never crash on input
+                await self.dead_letter(rec, f"undecodable: {type(exc).__name__}: {exc}")
+                continue
+            batch.append(
+                Incoming(rec.topic, rec.partition, rec.offset, event, epoch_ms(event.event_time))
+            )
+        if not batch:
+            return None
+        before = dict(self.watermarks)
+        plan = plan_batch(
+            batch,
+            self.layout,
+            self.retention,
+            watermarks=before,
+            grace_ms=self.grace_ms,
+            window_ms=self.window_ms,
+        )
+        self.watermarks.update(plan.watermarks)
+        return Prepared(batch, plan, before, received_ms)
+
+    async def commit(self, prepared: Prepared) -> None:
+        """The I/O half: apply exactly once, then publish the windows that closed."""
+        plan, duplicates, due = await apply_batch(
+            self.sink,
+            prepared.batch,
+            self.layout,
+            self.retention,
+            watermarks=prepared.watermarks,
+            grace_ms=self.grace_ms,
+            window_ms=self.window_ms,
+            received_ms=prepared.received_ms,
+            plan=prepared.plan,
+        )
+        self.counts["events"] += plan.events
+        self.counts["duplicates"] += duplicates
+        self.counts["late"] += plan.late
+        if due:
+            await self.publish_windows(due)
+
+    async def publish_windows(self, due: Sequence[DueWindow]) -> None:
+        """Publish ``windows.closed`` for windows the watermark has passed by the grace.
+
+        The store forgets a window only after the broker has the messages, so a crash in
+        between publishes it again (at least once).
+        """
+        now = datetime.now(UTC)
+        out: list[Outgoing] = []
+        for topic, partition, start, skus in due:
+            if not skus:
+                continue
+            # built without re-validation: the SKUs come from validated events
+            message = WindowClosed.model_construct(
+                window=Window.model_construct(
+                    start=datetime.fromtimestamp(start / 1000, tz=UTC),
+                    end=datetime.fromtimestamp((start + self.window_ms) / 1000, tz=UTC),
+                ),
+                partition=partition,
+                skus=skus,
+                closed_at=now,
+            )
+            out.append(
+                (
+                    self.settings.topic_windows_closed,
+                    f"{topic}:{partition}".encode(),
+                    message.to_json(),
+                )
+            )
+        if out:
+            await self.emit(out)
+        await self.sink.drop_windows(
+            [(topic, partition, start) for topic, partition, start, _ in due]
+        )
+        await self.sink.incr_stat("windows_closed", len(due))
+        self.counts["windows_closed"] += len(due)

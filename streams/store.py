@@ -1,0 +1,559 @@
+"""The Redis feature store: one atomic script for writes, a batched dense read API.
+
+Writes: :data:`APPLY_LUA` receives a batch's event ids (grouped by dedup key) and its
+pre-aggregated operations (see :class:`streams.features.BatchPlan`). In one atomic step it
+checks every id against the dedup sets; if any was seen before it changes nothing and
+returns those ids (the caller re-plans the batch without them and calls again); otherwise
+it records the ids, applies every operation and returns, as JSON, the windows the new
+watermarks have closed with the SKUs changed in each. A feature update and the memory of the
+events that caused it are therefore never separated, whatever crashes or redeliveries
+happen around them.
+
+Reads: :meth:`FeatureReader.buckets` returns dense ``numpy`` arrays for many SKUs over a
+time range at hourly or daily frequency, with zeros where nothing happened.
+
+The key layout is in ``docs/feature-store.md`` and in :class:`streams.features.KeyLayout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from streams.features import (
+    DAY_MS,
+    HOUR_MS,
+    METRICS,
+    MILLI_METRICS,
+    BatchPlan,
+    Incoming,
+    KeyLayout,
+    Op,
+    Retention,
+    epoch_ms,
+    plan_batch,
+)
+
+log = logging.getLogger(__name__)
+
+APPLY_LUA = r"""
+local ttl = tonumber(ARGV[1])
+local plan = cjson.decode(ARGV[2])
+local CHUNK = 1000
+local function chunks(list, step, fn)
+  for lo = 1, #list, step do
+    local part = {}
+    for j = lo, math.min(lo + step - 1, #list) do part[#part + 1] = list[j] end
+    fn(part)
+  end
+end
+local dups = {}
+for _, group in ipairs(plan.d) do
+  local key = group[1]
+  chunks(group[2], CHUNK, function(ids)
+    local flags = redis.call('SMISMEMBER', key, unpack(ids))
+    for j = 1, #ids do
+      if flags[j] == 1 then dups[#dups + 1] = ids[j] end
+    end
+  end)
+end
+if #dups > 0 then return dups end
+for _, group in ipairs(plan.d) do
+  local key = group[1]
+  chunks(group[2], CHUNK, function(ids) redis.call('SADD', key, unpack(ids)) end)
+  redis.call('EXPIRE', key, ttl)
+end
+for _, op in ipairs(plan.o) do
+  local code, key = op[1], op[2]
+  if code == 'H' then
+    local f = op[4]
+    for j = 1, #f, 2 do redis.call('HINCRBY', key, f[j], f[j + 1]) end
+    if op[3] > 0 then redis.call('EXPIRE', key, op[3]) end
+  elseif code == 'X' then
+    local f = op[3]
+    for j = 1, #f, 2 do
+      local cur = redis.call('HGET', key, f[j])
+      if (not cur) or tonumber(cur) < tonumber(f[j + 1]) then
+        redis.call('HSET', key, f[j], f[j + 1])
+      end
+    end
+  elseif code == 'V' then
+    local cur = redis.call('HGET', key, op[3])
+    if (not cur) or cur < op[4] then
+      redis.call('HSET', key, op[3], op[4], unpack(op[5]))
+    end
+  elseif code == 'S' then
+    chunks(op[4], CHUNK, function(m) redis.call('SADD', key, unpack(m)) end)
+    if op[3] > 0 then redis.call('EXPIRE', key, op[3]) end
+  elseif code == 'Z' then
+    chunks(op[4], CHUNK, function(m) redis.call('ZADD', key, unpack(m)) end)
+    if op[3] > 0 then redis.call('EXPIRE', key, op[3]) end
+  elseif code == 'T' then
+    redis.call('EXPIRE', key, op[3])
+  elseif code == 'F' then
+    redis.call('HSETNX', key, op[3], op[4])
+  elseif code == 'N' then
+    local t = redis.call('TIME')
+    redis.call('HSET', key, op[3], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+  else
+    return redis.error_reply('unknown feature-store op ' .. tostring(code))
+  end
+end
+local due = {}
+for _, w in ipairs(plan.w) do
+  for _, start in ipairs(redis.call('ZRANGEBYSCORE', w[3], '-inf', w[5])) do
+    due[#due + 1] = {w[1], w[2], tonumber(start), redis.call('SMEMBERS', w[4] .. start)}
+  end
+end
+return cjson.encode(due)
+"""
+
+
+DueWindow = tuple[str, int, int, list[str]]
+"""(topic, partition, window start ms, SKUs changed in the window)."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What the store script answered: the known ids (nothing applied), or the windows due."""
+
+    duplicates: list[str]
+    due: list[DueWindow]
+
+
+class Sink(Protocol):
+    """Where a stream processor's effects go: Redis (:class:`RedisSink`) or memory."""
+
+    async def apply(self, args: list[str | int | bytes]) -> Applied: ...
+
+    async def watermarks(self) -> dict[str, int]: ...
+
+    async def drop_windows(self, windows: list[tuple[str, int, int]]) -> None: ...
+
+    async def incr_stat(self, name: str, amount: int) -> None: ...
+
+
+def script_args(
+    plan: BatchPlan,
+    retention: Retention,
+    extra_ops: Sequence[Op],
+    windows: Sequence[list[Any]] = (),
+) -> list[str | int | bytes]:
+    """The script's ARGV: the dedup TTL and the JSON of ``{"d": groups, "o": ops,
+    "w": windows to report}``."""
+    import orjson
+
+    groups = [[key, ids] for key, ids in plan.dedup.items()]
+    body = orjson.dumps({"d": groups, "o": [*plan.ops, *extra_ops], "w": list(windows)})
+    return [retention.dedup_s, body]
+
+
+def _due(decoded: Any) -> list[DueWindow]:
+    if not isinstance(decoded, list):  # cjson encodes an empty table as {}
+        return []
+    return [
+        (str(t), int(p), int(s), list(m) if isinstance(m, list) else []) for t, p, s, m in decoded
+    ]
+
+
+async def apply_batch(
+    sink: Sink,
+    batch: Sequence[Incoming],
+    layout: KeyLayout,
+    retention: Retention,
+    *,
+    watermarks: dict[tuple[str, int], int],
+    grace_ms: int,
+    window_ms: int,
+    received_ms: int | None = None,
+    plan: BatchPlan | None = None,
+) -> tuple[BatchPlan, int, list[DueWindow]]:
+    """Apply a batch exactly once; return its plan, how many duplicates were skipped, and
+    the windows of its partitions that the watermarks have closed.
+
+    ``plan`` is the batch's plan when the caller has made it already (with the same
+    ``watermarks``); when the store knows some of its events, the batch is planned again
+    without them.
+    """
+    skip: frozenset[str] = frozenset()
+    while True:
+        if plan is None:
+            plan = plan_batch(
+                batch,
+                layout,
+                retention,
+                watermarks=watermarks,
+                grace_ms=grace_ms,
+                window_ms=window_ms,
+                skip_ids=skip,
+            )
+        duplicates = len(skip) + plan.duplicates_in_batch
+        extra: list[Op] = []
+        counters: list[Any] = []
+        for name, value in (
+            ("events", plan.events),
+            ("duplicates", duplicates),
+            ("late", plan.late),
+            ("batches", 1),
+        ):
+            if value:
+                counters += (name, value)
+        if counters:
+            extra.append(["H", layout.stats, 0, counters])
+        if plan.events:
+            if received_ms is not None:
+                extra.append(["F", layout.stats, "first_received_ms", received_ms])
+            extra.append(["N", layout.stats, "last_durable_ms"])
+        marks = {**watermarks, **plan.watermarks}
+        windows = [
+            [
+                topic,
+                partition,
+                layout.open_windows(topic, partition),
+                layout.window_skus(topic, partition, 0)[:-1],
+                marks[(topic, partition)] - grace_ms - window_ms,
+            ]
+            for topic, partition in sorted({(i.topic, i.partition) for i in batch})
+            if (topic, partition) in marks
+        ]
+        answer = await sink.apply(script_args(plan, retention, extra, windows))
+        if not answer.duplicates:
+            return plan, duplicates, answer.due
+        skip = skip | frozenset(answer.duplicates)
+        plan = None
+
+
+class RedisSink:
+    """The feature store's write side over ``redis.asyncio`` (connects on first use)."""
+
+    def __init__(self, redis_url: str, layout: KeyLayout, redis_kwargs: dict[str, Any]) -> None:
+        self.redis_url = redis_url
+        self.layout = layout
+        self.redis_kwargs = redis_kwargs
+        self._client: Any = None
+        self._script: Any = None
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            import redis.asyncio as aredis
+
+            self._client = aredis.Redis.from_url(self.redis_url, **self.redis_kwargs)
+            self._script = self._client.register_script(APPLY_LUA)
+        return self._client
+
+    async def _retry(self, make: Any) -> Any:
+        import redis
+
+        delay = 0.1
+        while True:
+            try:
+                return await make()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def apply(self, args: list[str | int | bytes]) -> Applied:
+        import orjson
+
+        self._connect()
+        result = await self._retry(lambda: self._script(keys=[], args=args))
+        if isinstance(result, list):
+            return Applied([r.decode() if isinstance(r, bytes) else str(r) for r in result], [])
+        return Applied([], _due(orjson.loads(result)))
+
+    async def watermarks(self) -> dict[str, int]:
+        client = self._connect()
+        raw = await self._retry(lambda: client.hgetall(self.layout.watermarks))
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def drop_windows(self, windows: list[tuple[str, int, int]]) -> None:
+        client = self._connect()
+
+        async def drop() -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                for topic, partition, start in windows:
+                    pipe.zrem(self.layout.open_windows(topic, partition), start)
+                    pipe.delete(self.layout.window_skus(topic, partition, start))
+                await pipe.execute()
+
+        if windows:
+            await self._retry(drop)
+
+    async def incr_stat(self, name: str, amount: int) -> None:
+        client = self._connect()
+        await self._retry(lambda: client.hincrby(self.layout.stats, name, amount))
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+class MemorySink:
+    """The same semantics as :data:`APPLY_LUA` over Python dicts, for broker-free tests."""
+
+    def __init__(self, layout: KeyLayout) -> None:
+        self.layout = layout
+        self.hashes: dict[str, dict[str, str]] = {}
+        self.sets: dict[str, set[str]] = {}
+        self.zsets: dict[str, dict[str, float]] = {}
+        self.ttls: dict[str, int] = {}
+        self.calls = 0
+
+    async def apply(self, args: list[str | int | bytes]) -> Applied:
+        import orjson
+
+        self.calls += 1
+        ttl = int(args[0])
+        plan = orjson.loads(bytes(args[1]) if not isinstance(args[1], str) else args[1])
+        dups = [x for key, ids in plan["d"] for x in ids if x in self.sets.get(key, set())]
+        if dups:
+            return Applied([str(x) for x in dups], [])
+        for key, ids in plan["d"]:
+            self.sets.setdefault(key, set()).update(ids)
+            self.ttls[key] = ttl
+        for op in plan["o"]:
+            code, key = op[0], op[1]
+            if code == "H":
+                h = self.hashes.setdefault(key, {})
+                f = op[3]
+                for j in range(0, len(f), 2):
+                    h[f[j]] = str(int(h.get(f[j], "0")) + int(f[j + 1]))
+                if op[2] > 0:
+                    self.ttls[key] = op[2]
+            elif code == "X":
+                h = self.hashes.setdefault(key, {})
+                f = op[2]
+                for j in range(0, len(f), 2):
+                    if f[j] not in h or float(h[f[j]]) < float(f[j + 1]):
+                        h[f[j]] = str(f[j + 1])
+            elif code == "V":
+                h = self.hashes.setdefault(key, {})
+                if op[2] not in h or h[op[2]] < op[3]:
+                    h[op[2]] = op[3]
+                    f = op[4]
+                    for j in range(0, len(f), 2):
+                        h[f[j]] = str(f[j + 1])
+            elif code == "S":
+                self.sets.setdefault(key, set()).update(str(m) for m in op[3])
+                if op[2] > 0:
+                    self.ttls[key] = op[2]
+            elif code == "Z":
+                z = self.zsets.setdefault(key, {})
+                m = op[3]
+                for j in range(0, len(m), 2):
+                    z[str(m[j + 1])] = float(m[j])
+                if op[2] > 0:
+                    self.ttls[key] = op[2]
+            elif code == "T":
+                self.ttls[key] = op[2]
+            elif code == "F":
+                self.hashes.setdefault(key, {}).setdefault(op[2], str(op[3]))
+            elif code == "N":
+                self.hashes.setdefault(key, {})[op[2]] = str(int(time.time() * 1000))
+            else:
+                raise ValueError(f"unknown feature-store op {code!r}")
+        due: list[DueWindow] = []
+        for topic, partition, okey, skey_prefix, max_start in plan["w"]:
+            starts = sorted(
+                int(m) for m, score in self.zsets.get(okey, {}).items() if score <= max_start
+            )
+            due += [
+                (topic, partition, start, sorted(self.sets.get(f"{skey_prefix}{start}", ())))
+                for start in starts
+            ]
+        return Applied([], due)
+
+    async def watermarks(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.hashes.get(self.layout.watermarks, {}).items()}
+
+    async def drop_windows(self, windows: list[tuple[str, int, int]]) -> None:
+        for topic, partition, start in windows:
+            self.zsets.get(self.layout.open_windows(topic, partition), {}).pop(str(start), None)
+            self.sets.pop(self.layout.window_skus(topic, partition, start), None)
+
+    async def incr_stat(self, name: str, amount: int) -> None:
+        h = self.hashes.setdefault(self.layout.stats, {})
+        h[name] = str(int(h.get(name, "0")) + amount)
+
+
+# --- reads --------------------------------------------------------------------------------
+
+Freq = Literal["h", "D"]
+
+
+@dataclass(frozen=True)
+class FeatureArrays:
+    """Dense bucket features.
+
+    ``values`` has shape (n_skus, n_periods, n_metrics): ``values[i, t, m]`` is metric
+    ``metrics[m]`` of ``skus[i]`` in the period starting at ``periods[t]`` (UTC,
+    ``datetime64[ms]``). Money metrics are in currency units (floats), counts are counts;
+    zero where nothing happened.
+    """
+
+    skus: tuple[str, ...]
+    periods: np.ndarray
+    metrics: tuple[str, ...]
+    values: np.ndarray
+
+    def metric(self, name: str) -> np.ndarray:
+        """One metric, shape (n_skus, n_periods)."""
+        return self.values[:, :, self.metrics.index(name)]
+
+
+def _floor(moment: datetime, freq: Freq) -> datetime:
+    moment = moment.astimezone(UTC)
+    if freq == "h":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _containers(start: datetime, end: datetime, freq: Freq) -> list[str]:
+    """The day keys (hourly) or month keys (daily) covering [start, end)."""
+    names: list[str] = []
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    while day < end:
+        name = (
+            f"{day.year:04d}{day.month:02d}{day.day:02d}"
+            if freq == "h"
+            else (f"{day.year:04d}{day.month:02d}")
+        )
+        if not names or names[-1] != name:
+            names.append(name)
+        day += timedelta(days=1)
+    return names
+
+
+class FeatureReader:
+    """Batched reads of the feature store over a synchronous ``redis.Redis`` client."""
+
+    def __init__(self, client: Any, layout: KeyLayout, *, chunk: int = 2000) -> None:
+        self.client = client
+        self.layout = layout
+        self.chunk = chunk
+
+    def buckets(
+        self,
+        skus: Sequence[str],
+        start: datetime,
+        end: datetime,
+        freq: Freq = "h",
+        metrics: Sequence[str] = METRICS,
+    ) -> FeatureArrays:
+        """Dense features of ``skus`` for the periods in ``[start, end)`` at ``freq``."""
+        if freq not in ("h", "D"):
+            raise ValueError(f"freq must be 'h' or 'D', not {freq!r}")
+        unknown = [m for m in metrics if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; known: {', '.join(METRICS)}")
+        lo, hi = _floor(start, freq), end.astimezone(UTC)
+        step = HOUR_MS if freq == "h" else DAY_MS
+        lo_ms = epoch_ms(lo)
+        n_periods = max(0, -(-(epoch_ms(hi) - lo_ms) // step))
+        periods = (np.arange(n_periods, dtype=np.int64) * step + lo_ms).astype("datetime64[ms]")
+        metric_index = {m: j for j, m in enumerate(metrics)}
+        values = np.zeros((len(skus), n_periods, len(metrics)), dtype=np.float64)
+        containers = _containers(lo, hi, freq) if n_periods else []
+        requests = [(i, c) for i in range(len(skus)) for c in containers]
+        for lo_req in range(0, len(requests), self.chunk):
+            part = requests[lo_req : lo_req + self.chunk]
+            pipe = self.client.pipeline(transaction=False)
+            for i, c in part:
+                key = (
+                    self.layout.hourly(skus[i], c) if freq == "h" else self.layout.daily(skus[i], c)
+                )
+                pipe.hgetall(key)
+            for (i, c), fields in zip(part, pipe.execute(), strict=True):
+                if not fields:
+                    continue
+                base = _container_start_ms(c, freq)
+                for raw_field, raw_value in fields.items():
+                    name, _, suffix = raw_field.decode().partition(":")
+                    j = metric_index.get(name)
+                    if j is None:
+                        continue
+                    offset = int(suffix) if freq == "h" else int(suffix) - 1
+                    t = (base + offset * step - lo_ms) // step
+                    if 0 <= t < n_periods:
+                        values[i, t, j] = float(raw_value)
+        for name, j in metric_index.items():
+            if name in MILLI_METRICS:
+                values[:, :, j] /= 1000.0
+        return FeatureArrays(tuple(skus), periods, tuple(metrics), values)
+
+    def state(
+        self, skus: Sequence[str], *, ref_price_days: int = 28, at: datetime | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Current state per SKU: last price, reference price (the largest daily price in the
+        ``ref_price_days`` before ``at``), stock on hand / on order / lead time, and the
+        promotions active at ``at`` (default: now)."""
+        at = at or datetime.now(UTC)
+        pipe = self.client.pipeline(transaction=False)
+        for sku in skus:
+            pipe.hgetall(self.layout.state(sku))
+            pipe.smembers(self.layout.promotions_of_sku(sku))
+        raw = pipe.execute()
+        prices = self.buckets(
+            skus, at - timedelta(days=ref_price_days), at, "D", ("price_max_milli",)
+        ).values[:, :, 0]
+        out: dict[str, dict[str, Any]] = {}
+        at_ms = epoch_ms(at)
+        for i, sku in enumerate(skus):
+            h = {k.decode(): v.decode() for k, v in raw[2 * i].items()}
+            ref = float(prices[i].max()) if prices.shape[1] and prices[i].max() > 0 else None
+            out[sku] = {
+                "last_price": float(h["last_price"]) if "last_price" in h else None,
+                "ref_price": ref,
+                "on_hand": int(h["on_hand"]) if "on_hand" in h else None,
+                "on_order": int(h["on_order"]) if "on_order" in h else None,
+                "lead_time_days": float(h["lead_time_days"]) if "lead_time_days" in h else None,
+                "promotions": self._active_promotions(sku, raw[2 * i + 1], at_ms),
+            }
+        return out
+
+    def _active_promotions(self, sku: str, ids: set[bytes], at_ms: int) -> list[dict[str, Any]]:
+        active = []
+        for pid in sorted(x.decode() for x in ids):
+            h = {
+                k.decode(): v.decode()
+                for k, v in self.client.hgetall(self.layout.promotion(pid)).items()
+            }
+            if not h or h.get("action") == "end":
+                continue
+            if sku not in h.get("skus", "").split("\x1f"):
+                continue
+            if not int(h["planned_start"]) <= at_ms < int(h["planned_end"]):
+                continue
+            active.append(
+                {
+                    "promotion_id": pid,
+                    "kind": h["kind"],
+                    "depth": float(h["depth"]),
+                    "planned_end": datetime.fromtimestamp(int(h["planned_end"]) / 1000, tz=UTC),
+                }
+            )
+        return active
+
+    def stats(self) -> dict[str, int]:
+        """Counters: events, duplicates, late, dead_letters, windows_closed, timings (ms)."""
+        return {k.decode(): int(v) for k, v in self.client.hgetall(self.layout.stats).items()}
+
+
+def _container_start_ms(name: str, freq: Freq) -> int:
+    if freq == "h":
+        return epoch_ms(datetime(int(name[:4]), int(name[4:6]), int(name[6:8]), tzinfo=UTC))
+    return epoch_ms(datetime(int(name[:4]), int(name[4:6]), 1, tzinfo=UTC))
+
+
+def iter_keys(client: Any, pattern: str) -> list[str]:
+    """Every key matching ``pattern`` (SCAN, not KEYS)."""
+    return [k.decode() for k in client.scan_iter(match=pattern, count=5000)]

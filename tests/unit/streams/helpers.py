@@ -1,0 +1,118 @@
+"""Event builders and a processor wired to memory, for the broker-free tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from schemas import ClickEvent, InventoryEvent, OrderEvent, PromotionEvent
+from streams.processor import RawRecord, StreamProcessor
+from streams.settings import Settings
+from streams.store import MemorySink
+
+T0 = datetime(2011, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def order(eid: str, minutes: float, sku: str = "A", qty: int = 1, price: float = 2.5) -> OrderEvent:
+    return OrderEvent(
+        event_id=eid,
+        event_time=at(minutes),
+        order_id=f"o{eid}",
+        sku=sku,
+        quantity=qty,
+        unit_price=price,
+    )
+
+
+def click(
+    eid: str, minutes: float, sku: str = "A", action: str = "view", price: float | None = None
+) -> ClickEvent:
+    return ClickEvent(
+        event_id=eid,
+        event_time=at(minutes),
+        action=action,  # type: ignore[arg-type]
+        session_id="s1",
+        sku=sku,
+        price=price,
+    )
+
+
+def inventory(eid: str, minutes: float, sku: str = "A", on_hand: int = 10) -> InventoryEvent:
+    return InventoryEvent(
+        event_id=eid,
+        event_time=at(minutes),
+        sku=sku,
+        on_hand=on_hand,
+        on_order=5,
+        lead_time_days=3.0,
+    )
+
+
+def promotion(
+    eid: str,
+    minutes: float,
+    skus: list[str],
+    action: str = "start",
+    depth: float = 0.2,
+    days: int = 7,
+) -> PromotionEvent:
+    return PromotionEvent(
+        event_id=eid,
+        event_time=at(minutes),
+        promotion_id="p1",
+        action=action,
+        kind="price_cut",
+        skus=skus,  # type: ignore[arg-type]
+        discount_depth=depth,
+        planned_start=at(0),
+        planned_end=at(days * 1440),
+    )
+
+
+def settings(**overrides: object) -> Settings:
+    base: dict[str, object] = {"redis_prefix": "u", "window_seconds": 3600, "grace_seconds": 600}
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+class Emitted(list[tuple[str, bytes | None, bytes]]):
+    async def __call__(self, messages: list[tuple[str, bytes | None, bytes]]) -> None:
+        self.extend(messages)
+
+
+def processor(s: Settings | None = None) -> tuple[StreamProcessor, MemorySink, Emitted]:
+    s = s or settings()
+    from streams.processor import layout_of
+
+    sink = MemorySink(layout_of(s))
+    emitted = Emitted()
+    return StreamProcessor(s, sink, emitted), sink, emitted
+
+
+def record(
+    s: Settings,
+    event: object | bytes | None,
+    *,
+    topic: str | None = None,
+    partition: int = 0,
+    offset: int = 0,
+) -> RawRecord:
+    if event is None or isinstance(event, bytes):
+        value = event
+        name = topic or s.topic_orders
+    else:
+        value = event.to_json()  # type: ignore[attr-defined]
+        kind = event.type  # type: ignore[attr-defined]
+        name = (
+            topic
+            or {
+                "order": s.topic_orders,
+                "click": s.topic_clicks,
+                "promotion": s.topic_promotions,
+                "inventory": s.topic_inventory,
+            }[kind]
+        )
+    return RawRecord(name, partition, offset, b"k", value)

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from streams.features import (
+    METRICS,
+    Incoming,
+    KeyLayout,
+    Retention,
+    closable_windows,
+    epoch_ms,
+    hour_day_keys,
+    plan_batch,
+    to_milli,
+    version_of,
+)
+
+from .helpers import at, click, order
+
+LAYOUT = KeyLayout("u")
+RET = Retention(hourly_s=10, daily_s=20, state_s=30, dedup_s=40)
+
+
+def inc(events, topic="orders", partition=0):
+    return [Incoming(topic, partition, i, e, epoch_ms(e.event_time)) for i, e in enumerate(events)]
+
+
+def sums(plan):
+    """Fold the plan's H and X operations into {(key, field): value}."""
+    out = {}
+    for op in plan.ops:
+        if op[0] == "H":
+            for f, v in zip(op[3][::2], op[3][1::2], strict=True):
+                out[(op[1], f)] = out.get((op[1], f), 0) + v
+        elif op[0] == "X":
+            for f, v in zip(op[2][::2], op[2][1::2], strict=True):
+                out[("max", op[1], f)] = v
+    return out
+
+
+def test_to_milli_rounds_money_exactly() -> None:
+    assert to_milli(2.55) == 2550
+    assert to_milli(6 * 2.55) == 15300
+    assert to_milli(0.0005) == 1
+    assert to_milli(-1.2345) == -1235
+
+
+def test_versions_order_by_time_then_id() -> None:
+    assert version_of(5, "b") > version_of(5, "a")
+    assert version_of(10, "a") > version_of(9, "z")
+    assert version_of(10**12, "a") > version_of(10**11, "z")
+
+
+def test_hour_day_keys_are_utc() -> None:
+    assert hour_day_keys(epoch_ms(at(0))) == ("20110301", "09", "201103", "01")
+
+
+def test_orders_and_cancellations_aggregate_per_bucket() -> None:
+    plan = plan_batch(
+        inc(
+            [
+                order("1", 0, qty=6, price=2.55),
+                order("2", 10, qty=2, price=3.0),
+                order("3", 20, qty=-4, price=2.55),
+                order("4", 70, qty=1, price=1.0),
+            ]
+        ),
+        LAYOUT,
+        RET,
+        watermarks={},
+        grace_ms=0,
+        window_ms=3_600_000,
+    )
+    got = sums(plan)
+    h9, h10 = "u:fh:A:20110301", "u:fh:A:20110301"
+    assert got[(h9, "units:09")] == 8
+    assert got[(h9, "revenue_milli:09")] == 15300 + 6000
+    assert got[(h9, "lines:09")] == 2
+    assert got[(h9, "cancel_units:09")] == 4
+    assert got[(h9, "cancel_lines:09")] == 1
+    assert got[(h10, "units:10")] == 1
+    assert got[("max", h9, "price_max_milli:09")] == 3000
+    day = "u:fd:A:201103"
+    assert got[(day, "units:01")] == 9
+    assert got[(day, "revenue_milli:01")] == 15300 + 6000 + 1000
+    assert plan.events == 4
+    assert set(plan.dedup) == {"u:dd:20110301"}
+
+
+def test_clicks_count_views_carts_purchases_not_removals() -> None:
+    plan = plan_batch(
+        inc(
+            [
+                click("1", 0),
+                click("2", 1, action="cart"),
+                click("3", 2, action="purchase"),
+                click("4", 3, action="remove_from_cart"),
+            ],
+            topic="clicks",
+        ),
+        LAYOUT,
+        RET,
+        watermarks={},
+        grace_ms=0,
+        window_ms=3_600_000,
+    )
+    got = sums(plan)
+    key = "u:fh:A:20110301"
+    assert (got[(key, "views:09")], got[(key, "carts:09")], got[(key, "purchases:09")]) == (1, 1, 1)
+    assert not any(f.startswith("remove") for (_, f, *_) in [(k[0], k[1]) for k in got])
+    assert plan.events == 4
+
+
+def test_duplicates_inside_a_batch_and_known_ids_are_skipped() -> None:
+    plan = plan_batch(
+        inc([order("1", 0), order("1", 0), order("2", 0)]),
+        LAYOUT,
+        RET,
+        watermarks={},
+        grace_ms=0,
+        window_ms=3_600_000,
+        skip_ids=frozenset({"2"}),
+    )
+    assert plan.events == 1
+    assert plan.duplicates_in_batch == 1
+    assert plan.event_ids == ["1"]
+    assert sums(plan)[("u:fh:A:20110301", "units:09")] == 1
+
+
+def test_late_events_are_counted_and_still_applied() -> None:
+    wm = {("orders", 0): epoch_ms(at(120))}
+    plan = plan_batch(
+        inc([order("1", 115), order("2", 100), order("3", 30)]),
+        LAYOUT,
+        RET,
+        watermarks=wm,
+        grace_ms=10 * 60_000,
+        window_ms=3_600_000,
+    )
+    # 115 is within the 10-minute grace; 100 and 30 are later than that
+    assert plan.late == 2
+    assert sums(plan)[("u:fh:A:20110301", "units:09")] == 1
+    assert plan.watermarks == {}  # nothing newer than the watermark
+    assert wm == {("orders", 0): epoch_ms(at(120))}  # the input is not mutated
+
+
+def test_watermark_is_per_topic_partition() -> None:
+    plan = plan_batch(
+        inc([order("1", 0)], partition=0) + inc([order("2", 90)], partition=1),
+        LAYOUT,
+        RET,
+        watermarks={},
+        grace_ms=0,
+        window_ms=3_600_000,
+    )
+    assert plan.watermarks == {("orders", 0): epoch_ms(at(0)), ("orders", 1): epoch_ms(at(90))}
+    assert plan.windows == {("orders", 0): {epoch_ms(at(0))}, ("orders", 1): {epoch_ms(at(60))}}
+
+
+def test_closable_windows_respect_grace() -> None:
+    h = 3_600_000
+    assert closable_windows([0, h, 2 * h], 2 * h + 5, grace_ms=10, window_ms=h) == [0]
+    assert closable_windows([0, h, 2 * h], 2 * h + 10, grace_ms=10, window_ms=h) == [0, h]
+
+
+def test_every_metric_is_known() -> None:
+    assert len(set(METRICS)) == len(METRICS) == 9
