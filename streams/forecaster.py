@@ -455,7 +455,7 @@ class ForecastWorker:
         units = arrays.metric("units")
         seen = np.cumsum(units > 0, axis=1) > 0
         index = pd.date_range(start_day.replace(tzinfo=None), periods=units.shape[1], freq="D")
-        state = self.reader.state(skus, at=work.window.end)
+        state = self.reader.state(skus, at=work.window.end, ref_price_days=None)
         known, future = self._covariates(
             model, skus, state, units, arrays.metric("revenue_milli"), end_day
         )

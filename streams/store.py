@@ -491,20 +491,28 @@ class FeatureReader:
         return FeatureArrays(tuple(skus), periods, tuple(metrics), values)
 
     def state(
-        self, skus: Sequence[str], *, ref_price_days: int = 28, at: datetime | None = None
+        self,
+        skus: Sequence[str],
+        *,
+        ref_price_days: int | None = 28,
+        at: datetime | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Current state per SKU: last price, reference price (the largest daily price in the
-        ``ref_price_days`` before ``at``), stock on hand / on order / lead time, and the
-        promotions active at ``at`` (default: now)."""
+        ``ref_price_days`` before ``at``; None skips that read), stock on hand / on order /
+        lead time, and the promotions active at ``at`` (default: now)."""
         at = at or datetime.now(UTC)
         pipe = self.client.pipeline(transaction=False)
         for sku in skus:
             pipe.hgetall(self.layout.state(sku))
             pipe.smembers(self.layout.promotions_of_sku(sku))
         raw = pipe.execute()
-        prices = self.buckets(
-            skus, at - timedelta(days=ref_price_days), at, "D", ("price_max_milli",)
-        ).values[:, :, 0]
+        prices = (
+            self.buckets(
+                skus, at - timedelta(days=ref_price_days), at, "D", ("price_max_milli",)
+            ).values[:, :, 0]
+            if ref_price_days
+            else np.zeros((len(skus), 0))
+        )
         out: dict[str, dict[str, Any]] = {}
         at_ms = epoch_ms(at)
         for i, sku in enumerate(skus):
