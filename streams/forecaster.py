@@ -46,6 +46,7 @@ from streams.alerts import (
     OpenRestock,
     alert_id,
     assess_restock,
+    lift_off_plan,
     persistent_deviation,
     quantile_column,
     restock_transition,
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 
 DAY = timedelta(days=1)
 BASELINE_VERSION = "baseline-seasonal-quantiles"
+MIN_HISTORY_DAYS_FOR_PRICING = 14
+"""Pricing alerts wait until a SKU has sold for two weeks: before that its forecast
+interval rests on too little history to call demand outside it a surge or a slump."""
 SUPPORTED_KNOWN = frozenset({"price_rel", "promo_flag", "promo_depth"})
 """Known-future covariates the worker derives from the feature store."""
 
@@ -468,6 +472,7 @@ class ForecastWorker:
             known=known,
         )
         quantiles = model.predict(panel, future)
+        baseline_median = self._without_promotions(model, panel, future, state, skus)
         payloads = forecast_payloads(
             skus,
             work.window,
@@ -489,8 +494,26 @@ class ForecastWorker:
         self.redis.hset(self._key("latest"), mapping=dict(zip(skus, payloads, strict=True)))
         self.producer.poll(0)
         self.stats.forecasts += len(payloads)
-        self._alerts(model, work, skus, quantiles, units, state)
+        self._alerts(model, work, skus, quantiles, baseline_median, units, state)
         return len(payloads)
+
+    def _without_promotions(
+        self,
+        model: ServingModel,
+        panel: Any,
+        future: dict[str, np.ndarray],
+        state: dict[str, dict[str, Any]],
+        skus: list[str],
+    ) -> np.ndarray | None:
+        """Day-0 median demand with the future promotion covariates set to 0: what the
+        model expects without the promotion (None when the model takes no promotion input
+        or nothing is promoted)."""
+        promo_inputs = [name for name in ("promo_flag", "promo_depth") if name in model.known]
+        if not promo_inputs or not any(state[sku]["promotions"] for sku in skus):
+            return None
+        plain = {k: (np.zeros_like(v) if k in promo_inputs else v) for k, v in future.items()}
+        q = model.predict(panel, plain)
+        return np.asarray(q[:, 0] @ quantile_column(model.quantile_levels, 0.5))
 
     def _covariates(
         self,
@@ -553,111 +576,228 @@ class ForecastWorker:
         work: WindowWork,
         skus: list[str],
         quantiles: np.ndarray,
+        baseline_median: np.ndarray | None,
         units: np.ndarray,
         state: dict[str, dict[str, Any]],
     ) -> None:
-        s = self.settings
-        levels = model.quantile_levels
-        lower_w = quantile_column(levels, 0.1)
-        mid_w = quantile_column(levels, 0.5)
-        upper_w = quantile_column(levels, 0.9)
+        """Restock and pricing rules for the SKUs of one batch (see :mod:`streams.alerts`).
+
+        ``baseline_median``: day-0 median demand without the active promotions (None when
+        the model has no promotion input: then the forecast itself is the baseline).
+        """
         end_day = day_floor(work.window.end)
-        yesterday = (end_day - DAY).date()
-        created = datetime.now(UTC)
+        sold = units > 0
+        history_days = np.where(sold.any(axis=1), units.shape[1] - sold.argmax(axis=1), 0)
+        ctx = _AlertContext(
+            model=model,
+            window=work.window,
+            today=end_day.date(),
+            created=datetime.now(UTC),
+            weights=[quantile_column(model.quantile_levels, q) for q in (0.1, 0.5, 0.9)],
+        )
         open_raw = self.redis.hmget(self._key("restock"), skus)
-        prev_raw = self.redis.hmget(self._key("expect"), skus)
+        expect_raw = self.redis.hmget(self._key("expect"), skus)
         hist_raw = self.redis.hmget(self._key("deviations"), skus)
         pipe = self.redis.pipeline(transaction=False)
         for i, sku in enumerate(skus):
             st = state[sku]
-            # restock: only SKUs with an inventory position
             if st["on_hand"] is not None:
-                assessment = assess_restock(
-                    quantiles[i],
-                    levels,
-                    on_hand=st["on_hand"],
-                    on_order=st["on_order"] or 0,
-                    lead_time_days=st["lead_time_days"] or 0.0,
-                    review_period_days=s.restock_review_days,
-                    service_level=s.restock_service_level,
-                    first_day=end_day.date(),
+                self._restock(ctx, sku, quantiles[i], st, _parse_open(open_raw[i]), pipe)
+            expected = DayExpectation.parse(expect_raw[i])
+            seasoned = history_days[i] >= MIN_HISTORY_DAYS_FOR_PRICING
+            if seasoned and expected is not None and expected.day == ctx.today - timedelta(days=1):
+                observed = float(units[i, -1]) if units.shape[1] else 0.0
+                self._deviation(ctx, sku, expected, observed, _text(hist_raw[i]), pipe)
+                self._promotion_lift(ctx, sku, expected, observed)
+            if expected is None or expected.day != ctx.today:
+                day0 = quantiles[i, 0]
+                lower, median, upper = (float(day0 @ w) for w in ctx.weights)
+                promos = st["promotions"]
+                today = DayExpectation(
+                    day=ctx.today,
+                    lower=lower,
+                    median=median,
+                    upper=upper,
+                    promotion_id=promos[0]["promotion_id"] if promos else None,
+                    baseline=float(baseline_median[i])
+                    if baseline_median is not None and promos
+                    else median,
                 )
-                previous = _parse_open(open_raw[i])
-                transition = restock_transition(previous, assessment)
-                if transition is not None:
-                    alert = RestockAlert(
-                        alert_id=alert_id(f"restock-{transition}", sku, work.window),
-                        sku=sku,
-                        status="open" if transition == "open" else "resolved",
-                        window=work.window,
-                        model_version=model.version,
-                        created_at=created,
-                        service_level=s.restock_service_level,
-                        demand_over_lead_time=assessment.demand_over_lead_time,
-                        lead_time_days=st["lead_time_days"] or 0.0,
-                        review_period_days=s.restock_review_days,
-                        on_hand=st["on_hand"],
-                        on_order=st["on_order"] or 0,
-                        recommended_order_qty=assessment.recommended_order_qty,
-                        days_of_cover=assessment.days_of_cover,
-                        expected_stockout_date=assessment.expected_stockout_date,
-                    )
-                    self.producer.produce(
-                        s.topic_alerts_restock, key=sku.encode(), value=alert.to_json()
-                    )
-                    self.stats.restock_alerts += 1
-                    if transition == "open":
-                        stockout = assessment.expected_stockout_date
-                        pipe.hset(
-                            self._key("restock"),
-                            sku,
-                            f"{assessment.recommended_order_qty}|{stockout or ''}",
-                        )
-                    else:
-                        pipe.hdel(self._key("restock"), sku)
-            # pricing: yesterday's demand against the forecast made for it
-            expected = _parse_expect(prev_raw[i])
-            history = _parse_deviations(hist_raw[i])
-            if expected is not None and expected[0] == yesterday and units.shape[1]:
-                observed = float(units[i, -1])
-                history.append(Deviation(observed, *expected[1:]))
-                history = history[-s.pricing_windows * 4 :]
-                kind = persistent_deviation(history, s.pricing_windows)
-                if kind is not None:
-                    recent = history[-s.pricing_windows :]
-                    pricing = PricingAlert(
-                        alert_id=alert_id(f"pricing-{kind}", sku, work.window),
-                        sku=sku,
-                        kind="surge" if kind == "surge" else "slump",
-                        window=work.window,
-                        model_version=model.version,
-                        created_at=created,
-                        observed=[d.observed for d in recent],
-                        forecast_median=[d.median for d in recent],
-                        interval_lower=[d.lower for d in recent],
-                        interval_upper=[d.upper for d in recent],
-                        windows=len(recent),
-                        evidence=(
-                            f"daily demand {'above' if kind == 'surge' else 'below'} the 80% "
-                            f"forecast interval for the last {len(recent)} days up to "
-                            f"{yesterday}: observed {[round(d.observed, 1) for d in recent]} vs "
-                            f"median {[round(d.median, 1) for d in recent]}"
-                        ),
-                    )
-                    self.producer.produce(
-                        s.topic_alerts_pricing, key=sku.encode(), value=pricing.to_json()
-                    )
-                    self.stats.pricing_alerts += 1
-                    history = []  # the evidence is reported; start counting afresh
-                pipe.hset(self._key("deviations"), sku, _format_deviations(history))
-            if expected is None or expected[0] != end_day.date():
-                row = quantiles[i, 0]
-                pipe.hset(
-                    self._key("expect"),
-                    sku,
-                    f"{end_day.date()}|{row @ lower_w}|{row @ mid_w}|{row @ upper_w}",
-                )
+                pipe.hset(self._key("expect"), sku, today.dump())
         pipe.execute()
+
+    def _restock(
+        self,
+        ctx: _AlertContext,
+        sku: str,
+        values: np.ndarray,
+        st: dict[str, Any],
+        previous: OpenRestock | None,
+        pipe: Any,
+    ) -> None:
+        s = self.settings
+        assessment = assess_restock(
+            values,
+            ctx.model.quantile_levels,
+            on_hand=st["on_hand"],
+            on_order=st["on_order"] or 0,
+            lead_time_days=st["lead_time_days"] or 0.0,
+            review_period_days=s.restock_review_days,
+            service_level=s.restock_service_level,
+            first_day=ctx.today,
+        )
+        transition = restock_transition(previous, assessment)
+        if transition is None:
+            return
+        alert = RestockAlert(
+            alert_id=alert_id(f"restock-{transition}", sku, ctx.window),
+            sku=sku,
+            status="open" if transition == "open" else "resolved",
+            window=ctx.window,
+            model_version=ctx.model.version,
+            created_at=ctx.created,
+            service_level=s.restock_service_level,
+            demand_over_lead_time=assessment.demand_over_lead_time,
+            lead_time_days=st["lead_time_days"] or 0.0,
+            review_period_days=s.restock_review_days,
+            on_hand=st["on_hand"],
+            on_order=st["on_order"] or 0,
+            recommended_order_qty=assessment.recommended_order_qty,
+            days_of_cover=assessment.days_of_cover,
+            expected_stockout_date=assessment.expected_stockout_date,
+        )
+        self._publish(s.topic_alerts_restock, sku, alert.to_json())
+        self.stats.restock_alerts += 1
+        if transition == "open":
+            stockout = assessment.expected_stockout_date
+            pipe.hset(
+                self._key("restock"),
+                sku,
+                f"{assessment.recommended_order_qty}|{stockout or ''}",
+            )
+        else:
+            pipe.hdel(self._key("restock"), sku)
+
+    def _deviation(
+        self,
+        ctx: _AlertContext,
+        sku: str,
+        expected: DayExpectation,
+        observed: float,
+        history_raw: str,
+        pipe: Any,
+    ) -> None:
+        """Yesterday's demand against the interval forecast for it; a surge or slump alert
+        after ``pricing_windows`` days in a row on one side."""
+        n = self.settings.pricing_windows
+        history = _parse_deviations(history_raw)
+        history.append(Deviation(observed, expected.lower, expected.median, expected.upper))
+        history = history[-n * 4 :]
+        kind = persistent_deviation(history, n)
+        if kind is not None:
+            recent = history[-n:]
+            side = "above" if kind == "surge" else "below"
+            alert = PricingAlert(
+                alert_id=alert_id(f"pricing-{kind}", sku, ctx.window),
+                sku=sku,
+                kind="surge" if kind == "surge" else "slump",
+                window=ctx.window,
+                model_version=ctx.model.version,
+                created_at=ctx.created,
+                observed=[d.observed for d in recent],
+                forecast_median=[d.median for d in recent],
+                interval_lower=[d.lower for d in recent],
+                interval_upper=[d.upper for d in recent],
+                windows=len(recent),
+                evidence=(
+                    f"daily demand {side} the 80% forecast interval for the last {len(recent)} "
+                    f"days up to {expected.day}: observed "
+                    f"{[round(d.observed, 1) for d in recent]} vs median "
+                    f"{[round(d.median, 1) for d in recent]}"
+                ),
+            )
+            self._publish(self.settings.topic_alerts_pricing, sku, alert.to_json())
+            self.stats.pricing_alerts += 1
+            history = []  # the evidence is reported; count afresh
+        pipe.hset(self._key("deviations"), sku, _format_deviations(history))
+
+    def _promotion_lift(
+        self, ctx: _AlertContext, sku: str, expected: DayExpectation, observed: float
+    ) -> None:
+        """A promoted day whose realised lift is far from the lift the model expected."""
+        if expected.promotion_id is None:
+            return
+        realised = lift_off_plan(observed, expected.baseline, expected.expected_lift)
+        if realised is None:
+            return
+        alert = PricingAlert(
+            alert_id=alert_id("pricing-promo", sku, ctx.window),
+            sku=sku,
+            kind="promo_lift_off_plan",
+            window=ctx.window,
+            model_version=ctx.model.version,
+            created_at=ctx.created,
+            observed=[observed],
+            forecast_median=[expected.median],
+            interval_lower=[expected.lower],
+            interval_upper=[expected.upper],
+            windows=1,
+            promotion_id=expected.promotion_id,
+            expected_lift=round(expected.expected_lift, 4),
+            realised_lift=round(realised, 4),
+            evidence=(
+                f"promotion {expected.promotion_id} on {expected.day}: observed {observed:g} "
+                f"units against {expected.baseline:.1f} without the promotion, a lift of "
+                f"{realised:+.0%} where the model expected {expected.expected_lift:+.0%}"
+            ),
+        )
+        self._publish(self.settings.topic_alerts_pricing, sku, alert.to_json())
+        self.stats.pricing_alerts += 1
+
+    def _publish(self, topic: str, sku: str, payload: bytes) -> None:
+        self.producer.produce(topic, key=sku.encode(), value=payload)
+
+
+@dataclass(frozen=True)
+class _AlertContext:
+    model: ServingModel
+    window: Window
+    today: date
+    created: datetime
+    weights: list[np.ndarray]
+    """Interpolation weights of the 0.1, 0.5 and 0.9 quantiles."""
+
+
+@dataclass(frozen=True)
+class DayExpectation:
+    """What the first forecast of a day said about that day (kept per SKU in Redis until
+    the day is complete): its 80% interval and median, and for a promoted day the demand
+    expected without the promotion."""
+
+    day: date
+    lower: float
+    median: float
+    upper: float
+    promotion_id: str | None = None
+    baseline: float = 0.0
+
+    @property
+    def expected_lift(self) -> float:
+        return self.median / self.baseline - 1.0 if self.baseline > 0 else 0.0
+
+    def dump(self) -> bytes:
+        import orjson
+
+        return orjson.dumps({**self.__dict__, "day": self.day.isoformat()})
+
+    @classmethod
+    def parse(cls, raw: bytes | str | None) -> DayExpectation | None:
+        import orjson
+
+        if not raw:
+            return None
+        data = orjson.loads(raw)
+        return cls(**{**data, "day": date.fromisoformat(data["day"])})
 
 
 def _text(raw: bytes | str | None) -> str:
@@ -673,16 +813,9 @@ def _parse_open(raw: bytes | str | None) -> OpenRestock | None:
     return OpenRestock(int(qty), date.fromisoformat(when) if when else None)
 
 
-def _parse_expect(raw: bytes | str | None) -> tuple[date, float, float, float] | None:
-    if not raw:
-        return None
-    day, lo, mid, hi = _text(raw).split("|")
-    return date.fromisoformat(day), float(lo), float(mid), float(hi)
-
-
-def _parse_deviations(raw: bytes | str | None) -> list[Deviation]:
+def _parse_deviations(raw: str) -> list[Deviation]:
     out = []
-    for item in _text(raw).split(";"):
+    for item in raw.split(";"):
         if item:
             obs, lo, mid, hi = (float(x) for x in item.split(","))
             out.append(Deviation(obs, lo, mid, hi))

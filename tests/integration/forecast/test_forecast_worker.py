@@ -20,6 +20,8 @@ from schemas import (
     InventoryEvent,
     ModelUpdate,
     OrderEvent,
+    PricingAlert,
+    PromotionEvent,
     RestockAlert,
     WindowClosed,
     decode,
@@ -167,3 +169,69 @@ def test_restock_alert_fires_below_forecast_demand_and_clears_when_replenished(
     assert opened.recommended_order_qty == pytest.approx(opened.demand_over_lead_time - 20, abs=1)
     assert opened.days_of_cover < 7 and opened.expected_stockout_date is not None
     assert resolved.on_hand == 5000 and resolved.recommended_order_qty == 0
+
+
+def test_pricing_alerts_for_a_surge_and_a_promotion_lift_off_plan(
+    isolated: Settings, tmp_path: Path
+) -> None:
+    s = isolated.model_copy(
+        update={
+            "model_registry": tmp_path / "empty-registry",
+            "pricing_windows": 2,
+            "forecast_max_pending_windows": 10_000,
+        }
+    )
+    ensure_topics(s, s.all_topics())
+    sku, t0 = "PROMO-1", datetime(2011, 3, 1, tzinfo=UTC)
+    events: list[tuple[int, object]] = []
+
+    def order(day: int, hour: int, qty: int) -> None:
+        when = t0 + timedelta(days=day, hours=hour)
+        events.append(
+            (
+                int(when.timestamp() * 1000),
+                OrderEvent(
+                    event_id=f"o{day}-{hour}",
+                    event_time=when,
+                    order_id=f"{day}{hour}",
+                    sku=sku,
+                    quantity=qty,
+                    unit_price=2.0,
+                ),
+            )
+        )
+
+    for day in range(63):  # 11 units a day, 41 on the two promoted days 60 and 61
+        order(day, 9, 40 if day in (60, 61) else 10)
+        order(day, 12, 1)
+    start = t0 + timedelta(days=60)
+    promo = PromotionEvent(
+        event_id="p1",
+        event_time=start,
+        promotion_id="SPRING",
+        action="start",
+        kind="price_cut",
+        skus=[sku],
+        discount_depth=0.3,
+        planned_start=start,
+        planned_end=start + timedelta(days=7),
+    )
+    events.append((int(start.timestamp() * 1000), promo))
+    events.sort(key=lambda pair: pair[0])
+
+    log = tmp_path / "worker.log"
+    with running_worker(s, log) as proc, forecast_worker(s) as fw:
+        produce_events(s, events)  # type: ignore[arg-type]
+        wait_for(lambda: fw.stats.pricing_alerts >= 3, 120, "three pricing alerts", proc, log)
+
+    alerts = [decode(PricingAlert, m.value()) for m in consume_all(s, s.topic_alerts_pricing)]
+    kinds = Counter(a.kind for a in alerts)
+    assert kinds == {"promo_lift_off_plan": 2, "surge": 1}
+    surge = next(a for a in alerts if a.kind == "surge")
+    assert surge.observed == [41.0, 41.0] and surge.windows == 2
+    assert all(o > u for o, u in zip(surge.observed, surge.interval_upper, strict=True))
+    for lift in (a for a in alerts if a.kind == "promo_lift_off_plan"):
+        assert lift.promotion_id == "SPRING"
+        assert lift.expected_lift == 0.0  # the baseline model takes no promotion input
+        assert lift.realised_lift is not None and lift.realised_lift > 1.0
+        assert "SPRING" in lift.evidence
