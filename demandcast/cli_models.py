@@ -1,0 +1,470 @@
+"""``demandcast`` commands of the models part: dataset, train, backtest, model, bench.
+
+:func:`register` adds them to the main typer app. torch, pandas and the models package are
+imported inside the command bodies so that ``demandcast --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from schemas import DemandcastError
+
+console = Console(stderr=True)
+
+FreqOpt = Annotated[str, typer.Option("--freq", help="Period of the table: D, W or H")]
+DataOpt = Annotated[
+    Path, typer.Option("--data", help="Long table CSV: series_id,timestamp,target,...")
+]
+HorizonOpt = Annotated[int, typer.Option("--horizon", min=1, help="Periods to forecast")]
+KnownOpt = Annotated[
+    str | None, typer.Option("--known", help="Comma-separated known-future covariate columns")
+]
+StaticOpt = Annotated[
+    str | None, typer.Option("--static", help="Comma-separated static feature columns")
+]
+RegistryOpt = Annotated[
+    Path | None, typer.Option("--registry", help="Model registry directory (default: settings)")
+]
+StepsOpt = Annotated[int, typer.Option("--steps", min=1, help="Training steps")]
+ContextOpt = Annotated[
+    int | None, typer.Option("--context", help="Context length (default: 16 seasons of D, else 4H)")
+]
+BackboneOpt = Annotated[str, typer.Option("--backbone", help="patch (default) or gpt2")]
+Gpt2PathOpt = Annotated[
+    Path | None, typer.Option("--gpt2-path", help="Local GPT-2 weights for --backbone gpt2")
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (reproducible on CPU)")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch CPU threads (0: torch default)")]
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)  # plain: paths in messages must not be wrapped
+    return typer.Exit(2)
+
+
+def _split(cols: str | None) -> list[str]:
+    return [c.strip() for c in cols.split(",") if c.strip()] if cols else []
+
+
+def _default_context(freq: str, horizon: int, patch: int) -> int:
+    base = {"D": 112, "W": 52, "H": 168}.get(freq.upper(), 4 * horizon)
+    base = max(base, 2 * horizon)
+    return int(-(-base // patch) * patch)
+
+
+def _patch_for(freq: str) -> int:
+    return {"D": 14, "W": 4, "H": 24}.get(freq.upper(), 4)
+
+
+def _build_forecaster(
+    settings: Any,
+    freq: str,
+    horizon: int,
+    known: list[str],
+    static: list[str],
+    steps: int,
+    context: int | None,
+    backbone: str,
+    gpt2_path: Path | None,
+    seed: int,
+    threads: int,
+) -> Any:
+    from models.config import DemandcastConfig
+    from models.pipeline import TrainingConfig, TransformerForecaster
+
+    patch = _patch_for(freq)
+    ctx = context or _default_context(freq, horizon, patch)
+    extra: dict[str, Any] = {}
+    if backbone == "gpt2" and gpt2_path is not None:
+        from transformers import GPT2Config
+
+        g = GPT2Config.from_pretrained(str(gpt2_path))
+        extra = {
+            "d_model": g.n_embd,
+            "num_heads": g.n_head,
+            "ffn_dim": g.n_inner or 4 * g.n_embd,
+            "num_layers": g.n_layer,
+        }
+    config = DemandcastConfig(
+        context_length=ctx,
+        prediction_length=horizon,
+        patch_length=patch,
+        backbone=backbone,
+        gpt2_path=str(gpt2_path) if gpt2_path else None,
+        holiday_country=getattr(settings, "holiday_country", None) or None,
+        season_length={"D": 7, "W": 52, "H": 24}.get(freq.upper(), 1),
+        **extra,
+    )
+    training = TrainingConfig(steps=steps, seed=seed, num_threads=threads)
+    return TransformerForecaster(
+        config, training, device=getattr(settings, "device", "auto"), known=known, static=static
+    )
+
+
+def _progress_fit(forecaster: Any, panel: Any, horizon: int, label: str) -> float:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[loss]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task(label, total=forecaster.training.steps, loss="")
+
+        def progress(step: int, total: int, train_loss: float, val_loss: float | None) -> None:
+            if step % 10 == 0 or step == total:
+                shown = f"train {train_loss:.4f}" + (
+                    f" val {val_loss:.4f}" if val_loss is not None else ""
+                )
+                bar.update(task, completed=step, loss=shown)
+
+        t0 = time.perf_counter()
+        forecaster.fit(panel, horizon, progress)
+        return time.perf_counter() - t0
+
+
+def _plot_backtest(result: Any, panel: Any, path: str, method: str, num_series: int = 4) -> str:
+    """Draw the last window of a few series with ``method``'s 10–90% band and median."""
+    import matplotlib
+    import numpy as np
+
+    from models.exceptions import InputError
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wins = result.forecasts.get(method)
+    if not wins:
+        raise InputError(f"no forecasts of {method!r} to plot")
+    w = wins[-1]
+    order = np.argsort(-np.nansum(w.actual, axis=1))[:num_series]
+    fig, axes = plt.subplots(len(order), 1, figsize=(10, 2.6 * len(order)), squeeze=False)
+    h = w.actual.shape[1]
+    for ax, k in zip(axes[:, 0], order, strict=False):
+        row = int(w.series[k])
+        ctx = max(w.origin - 4 * h, 0)
+        ax.plot(
+            panel.index[ctx : w.origin + h],
+            panel.target[row, ctx : w.origin + h],
+            color="black",
+            lw=1,
+            label="actual",
+        )
+        idx = panel.index[w.origin : w.origin + h]
+        q = w.quantiles[k]
+        ax.fill_between(idx, q[:, 0], q[:, -1], alpha=0.3, label="quantile band")
+        ax.plot(idx, q[:, q.shape[1] // 2], color="C1", label="median")
+        ax.set_title(f"{panel.series_ids[row]} — {method}")
+        ax.legend(loc="upper left", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
+    """Add ``dataset``, ``train``, ``backtest``, ``model`` and ``bench`` to ``app``."""
+    dataset_app = typer.Typer(help="Build training tables from order logs.", no_args_is_help=True)
+    model_app = typer.Typer(
+        help="The model registry: versions and the champion.", no_args_is_help=True
+    )
+    bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+    app.add_typer(dataset_app, name="dataset")
+    app.add_typer(model_app, name="model")
+    app.add_typer(bench_app, name="bench")
+
+    def registry_dir(registry: Path | None) -> Path:
+        return Path(registry) if registry is not None else Path(get_settings().model_registry)
+
+    @dataset_app.command("from-log")
+    def from_log(
+        file: Annotated[Path, typer.Argument(help="Order log CSV (.csv or .csv.gz)")],
+        out: Annotated[Path, typer.Option("-o", "--out", help="Output long-table CSV")],
+        fmt: Annotated[str, typer.Option("--format", help="Log format: uci")] = "uci",
+        freq: FreqOpt = "D",
+        top: Annotated[
+            int | None, typer.Option("--top", help="Keep the N SKUs with most units")
+        ] = None,
+    ) -> None:
+        """Turn an order log into a long table series_id,timestamp,target,price_rel,shop_open."""
+        from models.data import read_uci_log, uci_to_long, write_long_table
+
+        if fmt.lower() != "uci":
+            raise _fail(ValueError(f"unknown log format {fmt!r}; supported: uci"))
+        try:
+            table = uci_to_long(read_uci_log(file), freq, top)
+            write_long_table(table, out)
+        except DemandcastError as exc:
+            raise _fail(exc) from None
+        console.print(
+            f"wrote {len(table):,} rows, {table['series_id'].nunique():,} series, "
+            f"{table['timestamp'].min().date()}..{table['timestamp'].max().date()} → {out}"
+        )
+
+    @app.command("train")
+    def train(
+        data: DataOpt,
+        horizon: HorizonOpt,
+        freq: FreqOpt = "D",
+        known: KnownOpt = None,
+        static: StaticOpt = None,
+        registry: RegistryOpt = None,
+        steps: StepsOpt = 600,
+        context: ContextOpt = None,
+        backbone: BackboneOpt = "patch",
+        gpt2_path: Gpt2PathOpt = None,
+        seed: SeedOpt = 0,
+        threads: ThreadsOpt = 0,
+        promote: Annotated[
+            bool | None,
+            typer.Option(
+                "--promote/--no-promote", help="Promote the new version (default: if no champion)"
+            ),
+        ] = None,
+    ) -> None:
+        """Train the forecaster on a long table and register a new version."""
+        from models.data import read_long_table
+        from models.pipeline import training_summary
+        from models.registry import ModelRegistry
+
+        settings = get_settings()
+        try:
+            panel = read_long_table(data, freq, _split(known), _split(static))
+            f = _build_forecaster(
+                settings,
+                freq,
+                horizon,
+                _split(known),
+                _split(static),
+                steps,
+                context,
+                backbone,
+                gpt2_path,
+                seed,
+                threads,
+            )
+            seconds = _progress_fit(f, panel, horizon, "training")
+            reg = ModelRegistry(registry_dir(registry))
+            meta = {
+                "training_data": {
+                    "path": str(data),
+                    "start": str(panel.index[0]),
+                    "end": str(panel.index[-1]),
+                    "fingerprint": panel.fingerprint(),
+                    "num_series": panel.num_series,
+                    "freq": panel.freq,
+                },
+                **training_summary(f, seconds),
+            }
+            version = reg.register(f, meta, promote=promote)
+        except DemandcastError as exc:
+            raise _fail(exc) from None
+        vl = f"{f.val_loss:.4f}" if f.val_loss is not None else "n/a"
+        console.print(f"validation loss (pinball, scaled): {vl}; trained in {seconds:.1f}s")
+        console.print(
+            f"registered {version} in {reg.root}"
+            + (" (champion)" if reg.champion() == version else "")
+        )
+
+    @app.command("backtest")
+    def backtest(
+        data: DataOpt,
+        horizon: HorizonOpt,
+        windows: Annotated[int, typer.Option("--windows", min=1, help="Rolling windows")] = 4,
+        season: Annotated[int, typer.Option("--season", min=1, help="Season length")] = 7,
+        freq: FreqOpt = "D",
+        known: KnownOpt = None,
+        static: StaticOpt = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+        plot: Annotated[Path | None, typer.Option("--plot", help="PNG with quantile bands")] = None,
+        steps: StepsOpt = 600,
+        context: ContextOpt = None,
+        backbone: BackboneOpt = "patch",
+        gpt2_path: Gpt2PathOpt = None,
+        seed: SeedOpt = 0,
+        threads: ThreadsOpt = 0,
+        no_model: Annotated[bool, typer.Option("--no-model", help="Baselines only")] = False,
+    ) -> None:
+        """Rolling-origin backtest of the model and every baseline over the last W windows."""
+        from models.backtest import run_backtest
+        from models.baselines import default_baselines
+        from models.data import read_long_table
+
+        settings = get_settings()
+        try:
+            panel = read_long_table(data, freq, _split(known), _split(static))
+            methods: list[Any] = []
+            if not no_model:
+                methods.append(
+                    _build_forecaster(
+                        settings,
+                        freq,
+                        horizon,
+                        _split(known),
+                        _split(static),
+                        steps,
+                        context,
+                        backbone,
+                        gpt2_path,
+                        seed,
+                        threads,
+                    )
+                )
+            levels = methods[0].quantile_levels if methods else None
+            methods = default_baselines(season, levels) + methods
+            t0 = time.perf_counter()
+            with console.status("backtesting ...") as status:
+                result = run_backtest(
+                    panel,
+                    methods,
+                    horizon,
+                    windows,
+                    season,
+                    on_progress=lambda m: status.update(f"backtest: {m}"),
+                )
+            elapsed = time.perf_counter() - t0
+            if plot is not None:
+                best = methods[-1].name
+                _plot_backtest(result, panel, str(plot), best)
+        except DemandcastError as exc:
+            raise _fail(exc) from None
+        payload: dict[str, Any] = dict(result.metrics)
+        if as_json:
+            print(json.dumps(payload, sort_keys=False, default=float))
+        else:
+            from rich.table import Table
+
+            table = Table(
+                "method", "MASE", "WQL", "WAPE", "bias", "cov80", "skill MASE", "skill WQL"
+            )
+            for name, m in payload.items():
+                table.add_row(
+                    name,
+                    *(f"{m[k]:.3f}" for k in ("mase", "wql", "wape", "bias", "coverage80")),
+                    *(
+                        f"{m['skill'][k]:.1%}" if m["skill"][k] is not None else "-"
+                        for k in ("mase", "wql")
+                    ),
+                )
+            Console().print(table)
+        console.print(
+            f"backtest took {elapsed:.1f}s; fit+predict seconds per method: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
+        )
+
+    @model_app.command("list")
+    def model_list(registry: RegistryOpt = None) -> None:
+        """List the registered versions (champion marked with *)."""
+        from models.registry import ModelRegistry
+
+        try:
+            rows = ModelRegistry(registry_dir(registry)).list()
+        except DemandcastError as exc:
+            raise _fail(exc) from None
+        if not rows:
+            console.print(f"no versions in {registry_dir(registry)}")
+        for r in rows:
+            mark = "*" if r.champion else " "
+            print(f"{mark} {r.version}  created {r.created_at}  parent {r.parent or '-'}")
+
+    @model_app.command("show")
+    def model_show(version: str, registry: RegistryOpt = None) -> None:
+        """Print a version's metadata and config as JSON."""
+        from models.registry import ModelRegistry
+
+        try:
+            info = ModelRegistry(registry_dir(registry)).show(version)
+        except DemandcastError as exc:
+            raise _fail(exc) from None
+        print(json.dumps(info, indent=2, sort_keys=True, default=str))
+
+    @model_app.command("promote")
+    def model_promote(version: str, registry: RegistryOpt = None) -> None:
+        """Make VERSION the champion."""
+        from models.registry import ModelRegistry
+
+        try:
+            ModelRegistry(registry_dir(registry)).promote(version)
+        except DemandcastError as exc:
+            raise _fail(exc) from None
+        console.print(f"champion: {version}")
+
+    @model_app.command("rollback")
+    def model_rollback(registry: RegistryOpt = None) -> None:
+        """Make the previous champion the champion again."""
+        from models.registry import ModelRegistry
+
+        try:
+            version = ModelRegistry(registry_dir(registry)).rollback()
+        except DemandcastError as exc:
+            raise _fail(exc) from None
+        console.print(f"champion: {version}")
+
+    @bench_app.command("inference")
+    def bench_inference_cmd(
+        series: Annotated[int, typer.Option("--series", min=1, help="Number of series")] = 10_000,
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+        champion: Annotated[
+            bool,
+            typer.Option(
+                "--champion", help="Benchmark the registry's champion instead of the serving config"
+            ),
+        ] = False,
+        registry: RegistryOpt = None,
+        batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 512,
+        threads: ThreadsOpt = 0,
+    ) -> None:
+        """Forecast N random series and report series/s, device, batch size and peak RSS."""
+        import torch
+
+        from models.bench import bench_inference
+        from models.config import DemandcastConfig
+        from models.pipeline import TransformerForecaster
+
+        settings = get_settings()
+        if threads > 0:
+            torch.set_num_threads(threads)
+        try:
+            if champion:
+                from models.registry import ModelRegistry
+
+                f = ModelRegistry(registry_dir(registry)).load_champion(settings.device)
+                f.batch_size = batch_size
+            else:
+                f = TransformerForecaster(
+                    DemandcastConfig(), device=settings.device, batch_size=batch_size
+                )
+                from models.bench import synthetic_panel
+                from models.modeling import DemandcastForecaster
+
+                f._prepare_config(synthetic_panel(4, 8), f.config.prediction_length)
+                f.model = torch.nn.Module.to(DemandcastForecaster(f.config), f.device).eval()
+            result = bench_inference(f, series)
+        except DemandcastError as exc:
+            raise _fail(exc) from None
+        if as_json:
+            print(json.dumps(result))
+        else:
+            for k, v in result.items():
+                print(f"{k}: {v}")
+
+
+__all__ = ["register"]
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use
+    _app = typer.Typer()
+    register(_app, lambda: None)
+    _app(sys.argv[1:])

@@ -1,0 +1,133 @@
+"""One conformance suite for every Forecaster: the baselines and the transformer (both
+backbones)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from models.baselines import (
+    ExponentialSmoothing,
+    Forecaster,
+    MovingAverage,
+    SeasonalEmpiricalQuantiles,
+    SeasonalNaive,
+    SeasonalNaivePoint,
+)
+from models.config import DemandcastConfig
+from models.data import Panel
+from models.exceptions import ModelError, NotFittedError
+from models.pipeline import TrainingConfig, TransformerForecaster
+
+H = 7
+
+
+def _transformer(backbone: str) -> Callable[[], Forecaster]:
+    def make() -> Forecaster:
+        cfg = DemandcastConfig(
+            context_length=14,
+            patch_length=7,
+            d_model=16,
+            num_layers=1,
+            num_heads=2,
+            ffn_dim=32,
+            dropout=0.0,
+            backbone=backbone,
+            num_static_buckets=64,
+        )
+        return TransformerForecaster(
+            cfg,
+            TrainingConfig(steps=15, batch_size=32, eval_every=5),
+            device="cpu",
+            known=["price_rel"],
+            static=["category"],
+            batch_size=5,
+        )
+
+    return make
+
+
+FACTORIES: dict[str, Callable[[], Forecaster]] = {
+    "seasonal_naive": lambda: SeasonalNaive(7),
+    "seasonal_naive_point": lambda: SeasonalNaivePoint(7),
+    "moving_average": lambda: MovingAverage(14, 7),
+    "exp_smoothing": lambda: ExponentialSmoothing(7),
+    "seasonal_quantiles": lambda: SeasonalEmpiricalQuantiles(7, 8),
+    "transformer": _transformer("patch"),
+    "transformer_gpt2": _transformer("gpt2"),
+}
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def make(request: pytest.FixtureRequest) -> Callable[[], Forecaster]:
+    return FACTORIES[request.param]
+
+
+def _future(panel: Panel) -> dict[str, np.ndarray]:
+    return {"price_rel": np.ones((panel.num_series, H))}
+
+
+def test_is_a_forecaster(make: Callable[[], Forecaster]) -> None:
+    f = make()
+    assert isinstance(f, Forecaster)
+    for level in (0.1, 0.5, 0.9):
+        assert any(abs(q - level) < 1e-9 for q in f.quantile_levels)
+
+
+def test_predict_before_fit_is_an_error(make: Callable[[], Forecaster], panel: Panel) -> None:
+    with pytest.raises(NotFittedError):
+        make().predict(panel, H, _future(panel))
+
+
+def test_quantiles_shape_non_negative_monotone(
+    make: Callable[[], Forecaster], panel: Panel
+) -> None:
+    f = make()
+    assert f.fit(panel) is f
+    q = f.predict(panel, H, _future(panel))
+    assert q.shape == (panel.num_series, H, len(f.quantile_levels))
+    assert np.isfinite(q).all()
+    assert (q >= 0).all()
+    assert (np.diff(q, axis=-1) >= -1e-6).all()
+    # new SKUs (4 days, 1 day of history) get a forecast too
+    assert np.isfinite(q[:2]).all()
+
+
+def test_deterministic(make: Callable[[], Forecaster], panel: Panel) -> None:
+    a = make().fit(panel).predict(panel, H, _future(panel))
+    b = make().fit(panel).predict(panel, H, _future(panel))
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_shorter_horizon(make: Callable[[], Forecaster], panel: Panel) -> None:
+    f = make().fit(panel)
+    q = f.predict(panel, 3, {"price_rel": np.ones((panel.num_series, 3))})
+    assert q.shape[:2] == (panel.num_series, 3)
+
+
+def test_empty_history_is_an_error(make: Callable[[], Forecaster], panel: Panel) -> None:
+    f = make().fit(panel)
+    with pytest.raises(ModelError):
+        f.predict(panel.slice(0, 0), H, {"price_rel": np.ones((panel.num_series, H))})
+
+
+def test_nan_history_is_an_error(make: Callable[[], Forecaster], panel: Panel) -> None:
+    f = make().fit(panel)
+    bad = panel.slice(0, panel.length)
+    bad.target = bad.target.copy()
+    bad.target[3, -2] = np.nan
+    with pytest.raises(ModelError, match="NaN"):
+        f.predict(bad, H, _future(panel))
+
+
+def test_seasonal_baselines_follow_the_week(panel: Panel) -> None:
+    """On a strictly weekly series the seasonal baselines forecast the week exactly."""
+    week = np.array([5.0, 3, 2, 4, 6, 0, 1])
+    p = Panel(["a"], panel.index, "D", np.tile(week, 10)[None, :], np.ones((1, 70), bool))
+    for f in (SeasonalNaive(7), SeasonalNaivePoint(7), SeasonalEmpiricalQuantiles(7, 8)):
+        q = f.fit(p).predict(p, 14)
+        start = 70 % 7
+        expected = np.tile(np.roll(week, -start), 2)
+        np.testing.assert_allclose(q[0, :, len(f.quantile_levels) // 2], expected)
