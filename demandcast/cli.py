@@ -228,8 +228,11 @@ def demo_cmd(
     report_dir: Annotated[
         Path, typer.Option("--report-dir", help="Where the PNG and the summary go")
     ] = Path("reports/demo"),
-    steps: Annotated[int, typer.Option("--steps", help="Training steps of the model")] = 1500,
+    steps: Annotated[int, typer.Option("--steps", help="Training steps of the model")] = 600,
     top: Annotated[int, typer.Option("--top", help="SKUs in the training table")] = 500,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Real-time multiplier of the live replay")
+    ] = 40_000.0,
 ) -> None:
     """The main job: stack up, train, replay the real UCI log live, write a report."""
     from demandcast.demo import DemoOptions, run_demo
@@ -238,7 +241,7 @@ def demo_cmd(
         raise typer.BadParameter(f"{log} does not exist; pass --log PATH to the UCI CSV")
     run = run_demo(
         get_settings(),
-        DemoOptions(log=log, report_dir=report_dir, train_steps=steps, top=top),
+        DemoOptions(log=log, report_dir=report_dir, train_steps=steps, top=top, speed=speed),
         Console(),
     )
     console.print(
@@ -247,21 +250,15 @@ def demo_cmd(
     )
 
 
-def _register_optional_commands() -> None:
+def _register_commands() -> None:
     """Mount the command groups that live in their own modules."""
-    import importlib
+    from demandcast import cli_models, cli_streams
 
-    for module_name in ("demandcast.cli_models", "demandcast.cli_streams"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        module.register(app, get_settings)
+    cli_models.register(app, get_settings)
+    cli_streams.register(app, get_settings)
 
 
-_register_optional_commands()
+_register_commands()
 
 
 bench_app = command_group(app, "bench", "Benchmarks: each prints JSON figures.")

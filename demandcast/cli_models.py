@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from demandcast.groups import command_group
 from schemas import DemandcastError
 
 console = Console(stderr=True)
@@ -180,10 +181,9 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
     model_app = typer.Typer(
         help="The model registry: versions and the champion.", no_args_is_help=True
     )
-    bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+    bench_app = command_group(app, "bench", "Benchmarks: each prints JSON figures.")
     app.add_typer(dataset_app, name="dataset")
     app.add_typer(model_app, name="model")
-    app.add_typer(bench_app, name="bench")
 
     def registry_dir(registry: Path | None) -> Path:
         return Path(registry) if registry is not None else Path(get_settings().model_registry)

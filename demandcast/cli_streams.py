@@ -54,7 +54,7 @@ def _parse_speed(value: str) -> float | None:
 def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
     """Add the streaming commands to the ``demandcast`` app."""
     check_app = command_group(app, "check", "Consistency checks of the feature store.")
-    bench_app = command_group(app, "bench", "Benchmarks.")
+    bench_app = command_group(app, "bench", "Benchmarks: each prints JSON figures.")
 
     @app.command("worker")
     def worker_cmd(

@@ -41,10 +41,12 @@ class DemoOptions:
     """Train on the log before this instant, replay from it."""
     top: int = 500
     horizon: int = 28
-    train_steps: int = 1500
+    train_steps: int = 600
     cover_days: float = 14.0
     lead_time_days: float = 7.0
     plot_skus: int = 4
+    speed: float = 40_000.0
+    """Real-time multiplier of the live replay (40,000x: a day of the log in 2.2 s)."""
 
 
 @dataclass
@@ -54,6 +56,8 @@ class DemoRun:
     model_version: str = ""
     model_reused: bool = False
     train_seconds: float = 0.0
+    history_events: int = 0
+    history_seconds: float = 0.0
     events: int = 0
     inventory_events: int = 0
     replay_seconds: float = 0.0
@@ -129,24 +133,28 @@ def prepare_model(settings: Settings, opts: DemoOptions, console: Console, run: 
 
 def demo_events(
     opts: DemoOptions, train_table: Path | None = None
-) -> tuple[list[tuple[int, Any]], int, dict[str, float]]:
-    """The replayed orders after the split plus simulated inventory for the top SKUs."""
+) -> tuple[list[tuple[int, Any]], list[tuple[int, Any]], int]:
+    """The orders before the split (the history), and the orders after it plus simulated
+    inventory for the top SKUs (the live replay); and the number of inventory events."""
     from models.data import read_long_table
     from schemas import OrderEvent
     from streams.features import epoch_ms
     from streams.replay import load_events
     from streams.simulate import InventoryPolicy, simulate_inventory
 
-    loaded = load_events(opts.log, "uci", start=opts.split)
+    loaded = load_events(opts.log, "uci")
+    split_ms = epoch_ms(opts.split)
+    history = [(t, e) for t, e in loaded.events if t < split_ms]
+    live = [(t, e) for t, e in loaded.events if t >= split_ms]
     table = train_table or next((opts.report_dir / "data").glob("train_until_*.csv"))
     panel = read_long_table(table, "D")
     last_8_weeks = panel.target[:, -56:]
     demand = {sku: float(last_8_weeks[i].mean()) for i, sku in enumerate(panel.series_ids)}
     policy = InventoryPolicy(cover_days=opts.cover_days, lead_time_days=opts.lead_time_days)
-    orders = [(t, e) for t, e in loaded.events if isinstance(e, OrderEvent)]
-    inventory = simulate_inventory(orders, demand, policy, epoch_ms(opts.split))
-    events: list[tuple[int, Any]] = sorted([*loaded.events, *inventory], key=lambda p: p[0])
-    return events, len(inventory), demand
+    orders = [(t, e) for t, e in live if isinstance(e, OrderEvent)]
+    inventory = simulate_inventory(orders, demand, policy, split_ms)
+    events: list[tuple[int, Any]] = sorted([*live, *inventory], key=lambda p: p[0])
+    return history, events, len(inventory)
 
 
 # --- processes and the live view -------------------------------------------------------------
@@ -187,10 +195,10 @@ def _stats(client: Any, key: str, previous: dict[str, str]) -> dict[str, str]:
 
 
 def _summary(
-    produced: int, total: int, rate: float, stream: dict[str, str], fc: dict[str, str]
+    produced: int, total: int, rate: float, stream: dict[str, str], fc: dict[str, str], base: int
 ) -> Table:
     table = Table(title="demandcast demo (live)", show_header=False)
-    processed = sum(int(stream.get(k, 0)) for k in ("events", "duplicates", "dead_letters"))
+    processed = sum(int(stream.get(k, 0)) for k in ("events", "duplicates", "dead_letters")) - base
     rows = [
         ("events replayed", f"{produced:,} / {total:,}  ({rate:,.0f}/s)"),
         ("events in the feature store", f"{int(stream.get('events', 0)):,}"),
@@ -215,7 +223,6 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     import redis
 
     from streams.processes import ChildProcess
-    from streams.replay import produce_events
     from streams.stack import EmbeddedStack
     from streams.topics import ensure_topics
 
@@ -223,71 +230,38 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     run = DemoRun()
     with console.status("bringing the embedded Kafka + Redis up ..."):
         EmbeddedStack(settings).up()
-    # a fresh namespace per run, so a rerun starts from empty features and offsets
-    settings = settings.namespaced(f"demo{datetime.now(UTC):%Y%m%d%H%M%S}")
+    # a fresh namespace per run, so a rerun starts from empty features and offsets; windows
+    # of the history backfill are not forecast
+    settings = settings.namespaced(f"demo{datetime.now(UTC):%Y%m%d%H%M%S}").model_copy(
+        update={"forecast_after": opts.split}
+    )
     prepare_model(settings, opts, console, run)
-    with console.status("loading the replay and simulating inventory ..."):
-        events, run.inventory_events, _ = demo_events(opts)
-    run.events = len(events)
+    with console.status("loading the log and simulating inventory ..."):
+        history, events, run.inventory_events = demo_events(opts)
+    run.history_events, run.events = len(history), len(events)
     ensure_topics(settings, settings.all_topics())
     client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     logs = opts.report_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    procs = [
-        ChildProcess.demandcast(settings, "worker", log=logs / "worker.log"),
-        ChildProcess.demandcast(settings, "forecaster", log=logs / "forecaster.log"),
-    ]
-    produced = [0]
-    failure: list[BaseException] = []
-
-    def produce() -> None:
-        try:
-            produce_events(settings, events, on_progress=lambda n: produced.__setitem__(0, n))
-        except BaseException as exc:  # reported by the main thread
-            failure.append(exc)
-
+    procs = [ChildProcess.demandcast(settings, "worker", log=logs / "worker.log")]
     try:
-        time.sleep(3)  # let the workers join their groups
-        t0 = time.monotonic()
-        producer = threading.Thread(target=produce, name="replay", daemon=True)
-        producer.start()
-        stream: dict[str, str] = {}
-        fc: dict[str, str] = {}
-        settled_since: float | None = None
-        with Live(console=console, refresh_per_second=2) as live:
-            while True:
-                for proc in procs:
-                    proc.check()
-                if failure:
-                    raise failure[0]
-                stream = _stats(client, f"{settings.redis_prefix}:stats", stream)
-                fc = _stats(client, f"{settings.redis_prefix}:fc:stats", fc)
-                elapsed = max(time.monotonic() - t0, 1e-6)
-                if producer.is_alive():
-                    run.replay_seconds = elapsed
-                live.update(
-                    _summary(
-                        produced[0],
-                        len(events),
-                        produced[0] / run.replay_seconds if run.replay_seconds else 0.0,
-                        stream,
-                        fc,
-                    )
-                )
-                processed = sum(
-                    int(stream.get(k, 0)) for k in ("events", "duplicates", "dead_letters")
-                )
-                done = not producer.is_alive() and processed >= len(events)
-                if done and forecaster_lag(settings) == 0:
-                    settled_since = settled_since or time.monotonic()
-                    if time.monotonic() - settled_since > 3:
-                        break
-                else:
-                    settled_since = None
-                time.sleep(0.5)
-        run.drain_seconds = time.monotonic() - t0 - run.replay_seconds
-        run.stream_stats = {k: int(v) for k, v in stream.items()}
-        run.forecaster_stats = fc
+        console.print(
+            f"backfilling the feature store with {len(history):,} events before "
+            f"{opts.split.date()} (the model's context) ..."
+        )
+        run.history_seconds = _replay_live(settings, history, None, procs, client, console)[0]
+        procs.append(ChildProcess.demandcast(settings, "forecaster", log=logs / "forecaster.log"))
+        console.print(
+            f"replaying {len(events):,} events from {opts.split.date()} at "
+            f"{opts.speed:,.0f}x real time through both workers ..."
+        )
+        run.replay_seconds, run.drain_seconds = _replay_live(
+            settings, events, opts.speed, procs, client, console
+        )
+        run.stream_stats = {
+            k: int(v) for k, v in _stats(client, f"{settings.redis_prefix}:stats", {}).items()
+        }
+        run.forecaster_stats = _stats(client, f"{settings.redis_prefix}:fc:stats", {})
     finally:
         for proc in procs:
             proc.stop()
@@ -296,6 +270,64 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     run.wall_seconds = time.monotonic() - t_start
     (opts.report_dir / "run.json").write_text(json.dumps(run.__dict__, indent=2, default=str))
     return run
+
+
+def _replay_live(
+    settings: Settings,
+    events: list[tuple[int, Any]],
+    speed: float | None,
+    procs: list[Any],
+    client: Any,
+    console: Console,
+) -> tuple[float, float]:
+    """Produce ``events`` (paced by ``speed``) while showing the live summary; return when
+    the stream worker has them all and the forecast worker (if running) has caught up:
+    (replay seconds, drain seconds)."""
+    from streams.replay import produce_events
+
+    before = _stats(client, f"{settings.redis_prefix}:stats", {})
+    base = sum(int(before.get(k, 0)) for k in ("events", "duplicates", "dead_letters"))
+    forecasting = len(procs) > 1
+    produced = [0]
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            produce_events(
+                settings, events, speed=speed, on_progress=lambda n: produced.__setitem__(0, n)
+            )
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+
+    t0 = time.monotonic()
+    replay_seconds = 0.0
+    producer = threading.Thread(target=produce, name="replay", daemon=True)
+    producer.start()
+    stream: dict[str, str] = {}
+    fc: dict[str, str] = {}
+    settled_since: float | None = None
+    with Live(console=console, refresh_per_second=2) as live:
+        while True:
+            for proc in procs:
+                proc.check()
+            if failure:
+                raise failure[0]
+            stream = _stats(client, f"{settings.redis_prefix}:stats", stream)
+            fc = _stats(client, f"{settings.redis_prefix}:fc:stats", fc)
+            if producer.is_alive():
+                replay_seconds = time.monotonic() - t0
+            rate = produced[0] / replay_seconds if replay_seconds else 0.0
+            live.update(_summary(produced[0], len(events), rate, stream, fc, base))
+            processed = sum(int(stream.get(k, 0)) for k in ("events", "duplicates", "dead_letters"))
+            done = not producer.is_alive() and processed - base >= len(events)
+            if done and (not forecasting or forecaster_lag(settings) == 0):
+                settled_since = settled_since or time.monotonic()
+                if time.monotonic() - settled_since > 3:
+                    break
+            else:
+                settled_since = None
+            time.sleep(0.5)
+    return replay_seconds, time.monotonic() - t0 - replay_seconds
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -503,8 +535,11 @@ def render_summary(
             if run.model_reused
             else f" (trained here in {run.train_seconds:.0f} s)"
         ),
-        f"- events replayed: {run.events:,} ({run.inventory_events:,} of them simulated "
-        f"inventory) in {run.replay_seconds:.1f} s",
+        f"- history backfilled into the feature store (not forecast): {run.history_events:,} "
+        f"events in {run.history_seconds:.1f} s",
+        f"- events replayed live at {opts.speed:,.0f}x real time: {run.events:,} "
+        f"({run.inventory_events:,} of them simulated inventory) in {run.replay_seconds:.1f} s, "
+        f"forecasts caught up {run.drain_seconds:.1f} s later",
         f"- feature store: {s.get('events', 0):,} events, {s.get('duplicates', 0)} duplicates, "
         f"{s.get('late', 0)} late, {s.get('dead_letters', 0)} dead letters, "
         f"{s.get('windows_closed', 0):,} windows closed",

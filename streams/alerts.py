@@ -103,17 +103,19 @@ def assess_restock(
 
     Demand over the protection interval is the sum of the daily ``service_level`` quantiles:
     a conservative (upper) figure for the quantile of the total, since daily quantiles add
-    up exactly only when days move together. Days of cover follow the median path.
+    up exactly only when days move together. Days of cover follow the expected demand,
+    estimated as the mean of the forecast quantiles (for evenly spaced levels, a quadrature
+    of the mean); the median of intermittent demand is often 0 and would never run out.
 
     ``values`` has shape ``(horizon, num_quantiles)``; ``first_day`` is the date of step 0.
     """
     values = np.asarray(values, dtype=float)
     protection = lead_time_days + review_period_days
     high = values @ quantile_column(levels, service_level)
-    median = values @ quantile_column(levels, 0.5)
+    expected = values.mean(axis=1)
     demand = demand_over(high, protection)
     position = on_hand + on_order
-    cover = days_until(median, float(on_hand))
+    cover = days_until(expected, float(on_hand))
     stockout = None if cover >= MAX_COVER_DAYS else first_day + timedelta(days=math.floor(cover))
     shortfall = demand - position
     return RestockAssessment(
@@ -135,20 +137,20 @@ class OpenRestock:
 
 
 def restock_transition(
-    previous: OpenRestock | None, now: RestockAssessment, *, change_ratio: float = 0.2
+    previous: OpenRestock | None, now: RestockAssessment, *, change_ratio: float = 0.5
 ) -> str | None:
     """``"open"`` to publish an alert, ``"resolved"`` to publish its resolution, else None.
 
     An open alert is published again only when the recommended quantity moves by more
-    than ``change_ratio`` or the expected stock-out date moves; otherwise it is not repeated.
+    than ``change_ratio`` (default: half) of the quantity last published; a stock-out date
+    that drifts as days pass is not news by itself.
     """
     if not now.needs_restock:
         return "resolved" if previous is not None else None
     if previous is None:
         return "open"
     old = max(previous.recommended_order_qty, 1)
-    moved = abs(now.recommended_order_qty - previous.recommended_order_qty) / old > change_ratio
-    if moved or now.expected_stockout_date != previous.expected_stockout_date:
+    if abs(now.recommended_order_qty - previous.recommended_order_qty) / old > change_ratio:
         return "open"
     return None
 

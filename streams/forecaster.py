@@ -297,6 +297,13 @@ def forecast_payloads(
     ]
 
 
+def backfill_filter(closes: list[WindowClosed], after: datetime | None) -> list[WindowClosed]:
+    """The messages of windows that end after ``after`` (all of them when it is None)."""
+    if after is None:
+        return closes
+    return [c for c in closes if c.window.end > after]
+
+
 def day_floor(moment: datetime) -> datetime:
     moment = moment.astimezone(UTC)
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -309,6 +316,8 @@ def day_floor(moment: datetime) -> datetime:
 class WorkerStats:
     closes: int = 0
     """``windows.closed`` messages consumed (one per window per input partition)."""
+    skipped: int = 0
+    """Messages of windows ending at or before ``forecast_after`` (a backfill)."""
     windows: int = 0
     forecasts: int = 0
     coalesced: int = 0
@@ -322,6 +331,7 @@ class WorkerStats:
     def as_dict(self) -> dict[str, float | int]:
         return {
             "closes": self.closes,
+            "skipped": self.skipped,
             "windows": self.windows,
             "forecasts": self.forecasts,
             "coalesced": self.coalesced,
@@ -416,6 +426,9 @@ class ForecastWorker:
                     closes.append(decode(WindowClosed, raw))
             except SchemaError as exc:
                 log.warning("skipping an undecodable message on %s: %s", msg.topic(), exc)
+        kept = backfill_filter(closes, self.settings.forecast_after)
+        self.stats.skipped += len(closes) - len(kept)
+        closes = kept
         if not closes:
             if consumed:
                 self.consumer.commit(asynchronous=False)

@@ -8,6 +8,7 @@ project reads the environment. The README's settings table is generated from thi
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,6 +125,10 @@ class Settings(BaseSettings):
         ge=1,
         le=10_000,
         description="Pending windows beyond which the forecast worker coalesces into the newest",
+    )
+    forecast_after: datetime | None = Field(
+        None,
+        description="Windows ending at or before this UTC time are skipped (a history backfill)",
     )
     forecast_batch_skus: int = Field(
         4096, ge=1, le=1_000_000, description="SKUs per model batch in the forecast worker"

@@ -47,16 +47,6 @@ from streams.settings import Settings
 Format = Literal["uci", "jsonl", "rees46", "retailrocket"]
 FORMATS: tuple[str, ...] = ("uci", "jsonl", "rees46", "retailrocket")
 
-UCI_COLUMNS = (
-    "InvoiceNo",
-    "StockCode",
-    "Description",
-    "Quantity",
-    "InvoiceDate",
-    "UnitPrice",
-    "CustomerID",
-    "Country",
-)
 REES46_COLUMNS = (
     "event_time",
     "event_type",
@@ -149,10 +139,10 @@ def iter_uci(path: Path) -> Iterator[OrderEvent | Rejected]:
     with open_text(path) as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
-        if header is None or tuple(h.strip() for h in header[:8]) != UCI_COLUMNS:
+        if header is None or tuple(h.strip() for h in header[:8]) != rules.UCI_COLUMNS:
             raise ReplayError(
                 f"{path} is not a UCI Online Retail CSV: header {header!r}, "
-                f"expected {','.join(UCI_COLUMNS)}"
+                f"expected {','.join(rules.UCI_COLUMNS)}"
             )
         for row_no, row in enumerate(reader, start=2):
             if len(row) != 8:

@@ -52,8 +52,8 @@ def test_days_until_stock_runs_out() -> None:
 
 
 def test_restock_fires_when_stock_is_below_demand_over_lead_time() -> None:
-    # 0.9 quantile is 10/day; lead 5 + review 2 = 7 days -> 70 units needed.
-    values = _flat(2.0, 5.0, 10.0)
+    # 0.9 quantile is 10/day; lead 5 + review 2 = 7 days -> 70 units needed; mean 5/day.
+    values = _flat(0.0, 5.0, 10.0)
     low = assess_restock(
         values,
         LEVELS,
@@ -67,7 +67,7 @@ def test_restock_fires_when_stock_is_below_demand_over_lead_time() -> None:
     assert low.needs_restock
     assert low.demand_over_lead_time == pytest.approx(70.0)
     assert low.recommended_order_qty == 30
-    assert low.days_of_cover == pytest.approx(6.0)  # 30 on hand at a median of 5/day
+    assert low.days_of_cover == pytest.approx(6.0)  # 30 on hand at a mean of 5/day
     assert low.expected_stockout_date == date(2011, 6, 7)
     ok = assess_restock(
         values,
@@ -82,8 +82,24 @@ def test_restock_fires_when_stock_is_below_demand_over_lead_time() -> None:
     assert not ok.needs_restock and ok.recommended_order_qty == 0
 
 
+def test_days_of_cover_follow_the_mean_when_the_median_is_zero() -> None:
+    intermittent = _flat(0.0, 0.0, 9.0)  # sells on a few days only: median 0, mean 3
+    a = assess_restock(
+        intermittent,
+        LEVELS,
+        on_hand=30,
+        on_order=0,
+        lead_time_days=5,
+        review_period_days=2,
+        service_level=0.9,
+        first_day=date(2011, 6, 1),
+    )
+    assert a.days_of_cover == pytest.approx(10.0)
+    assert a.expected_stockout_date == date(2011, 6, 11)
+
+
 def test_restock_alert_opens_once_repeats_on_change_and_resolves() -> None:
-    values = _flat(2.0, 5.0, 10.0)
+    values = _flat(0.0, 5.0, 10.0)
     kwargs = dict(
         lead_time_days=5, review_period_days=2, service_level=0.9, first_day=date(2011, 6, 1)
     )
@@ -91,6 +107,9 @@ def test_restock_alert_opens_once_repeats_on_change_and_resolves() -> None:
     assert restock_transition(None, short) == "open"
     published = OpenRestock(short.recommended_order_qty, short.expected_stockout_date)
     assert restock_transition(published, short) is None
+    drift = assess_restock(values, LEVELS, on_hand=25, on_order=10, **kwargs)  # type: ignore[arg-type]
+    assert drift.expected_stockout_date != short.expected_stockout_date
+    assert restock_transition(published, drift) is None  # a few units and a day: not news
     worse = assess_restock(values, LEVELS, on_hand=10, on_order=0, **kwargs)  # type: ignore[arg-type]
     assert restock_transition(published, worse) == "open"
     fine = assess_restock(values, LEVELS, on_hand=500, on_order=0, **kwargs)  # type: ignore[arg-type]

@@ -117,3 +117,12 @@ def test_forecast_payloads_satisfy_the_contract_even_from_crossing_raw_output() 
     assert (values >= 0).all() and (np.diff(values, axis=2) >= 0).all()
     fixed = np.maximum.accumulate(np.clip(raw, 0, None), axis=2)
     assert np.allclose(values, fixed, atol=1e-4)
+
+
+def test_backfill_windows_are_skipped() -> None:
+    from streams.forecaster import backfill_filter
+
+    closes = [_closed(h, 0, [f"S{h}"]) for h in range(4)]
+    assert backfill_filter(closes, None) == closes
+    kept = backfill_filter(closes, T0 + 2 * H)  # windows ending at 11:00 and 12:00 are history
+    assert [c.window.end for c in kept] == [T0 + 3 * H, T0 + 4 * H]

@@ -10,11 +10,44 @@ import pytest
 import torch
 
 from models.bench import synthetic_panel
+from models.config import DemandcastConfig
 from models.data import Panel
+from models.pipeline import TrainingConfig, TransformerForecaster
 
 REPO = Path(__file__).resolve().parents[3]
 TINY_MODEL = REPO / "tests" / "fixtures" / "tiny_model"
 UCI_LOG = REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
+
+
+def small_transformer(
+    backbone: str = "patch",
+    steps: int = 20,
+    *,
+    static: list[str] | None = None,
+    batch_size: int = 4,
+    **config: object,
+) -> TransformerForecaster:
+    """A tiny transformer (14-day context, d=16, one layer) that trains in seconds on CPU."""
+    cfg = DemandcastConfig(
+        context_length=14,
+        patch_length=7,
+        d_model=16,
+        num_layers=1,
+        num_heads=2,
+        ffn_dim=32,
+        dropout=0.0,
+        backbone=backbone,
+        num_static_buckets=64,
+        **config,  # type: ignore[arg-type]
+    )
+    return TransformerForecaster(
+        cfg,
+        TrainingConfig(steps=steps, batch_size=32, eval_every=5),
+        device="cpu",
+        known=["price_rel"],
+        static=static,
+        batch_size=batch_size,
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -16,35 +16,17 @@ from models.baselines import (
     SeasonalNaive,
     SeasonalNaivePoint,
 )
-from models.config import DemandcastConfig
 from models.data import Panel
 from models.exceptions import ModelError, NotFittedError
-from models.pipeline import TrainingConfig, TransformerForecaster
+
+from .conftest import small_transformer
 
 H = 7
 
 
 def _transformer(backbone: str) -> Callable[[], Forecaster]:
     def make() -> Forecaster:
-        cfg = DemandcastConfig(
-            context_length=14,
-            patch_length=7,
-            d_model=16,
-            num_layers=1,
-            num_heads=2,
-            ffn_dim=32,
-            dropout=0.0,
-            backbone=backbone,
-            num_static_buckets=64,
-        )
-        return TransformerForecaster(
-            cfg,
-            TrainingConfig(steps=15, batch_size=32, eval_every=5),
-            device="cpu",
-            known=["price_rel"],
-            static=["category"],
-            batch_size=5,
-        )
+        return small_transformer(backbone, 15, static=["category"], batch_size=5)
 
     return make
 

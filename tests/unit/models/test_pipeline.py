@@ -18,27 +18,11 @@ from models.metrics import seasonal_naive_scale
 from models.modeling import DemandcastForecaster, load_gpt2_weights
 from models.pipeline import TrainingConfig, TransformerForecaster, resolve_device
 
+from .conftest import small_transformer
+
 
 def _small(backbone: str = "patch", steps: int = 20, **kw: object) -> TransformerForecaster:
-    cfg = DemandcastConfig(
-        context_length=14,
-        patch_length=7,
-        d_model=16,
-        num_layers=1,
-        num_heads=2,
-        ffn_dim=32,
-        dropout=0.0,
-        backbone=backbone,
-        num_static_buckets=64,
-        **kw,
-    )  # type: ignore[arg-type]
-    return TransformerForecaster(
-        cfg,
-        TrainingConfig(steps=steps, batch_size=32, eval_every=5),
-        device="cpu",
-        known=["price_rel"],
-        batch_size=4,
-    )
+    return small_transformer(backbone, steps, **kw)
 
 
 def test_trained_briefly_on_real_data_beats_seasonal_naive(uci_slice: Path) -> None:
