@@ -73,7 +73,9 @@ def panel() -> Panel:
 def uci_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Lines of the real UCI log for 2011-06..2011-11, copied into a temp folder."""
     if not UCI_LOG.exists():
-        pytest.skip(f"real data not found at {UCI_LOG}")
+        pytest.fail(
+            f"the real UCI log is missing at {UCI_LOG} (shared/data is part of the checkout)"
+        )
     df = pd.read_csv(UCI_LOG, dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": str})
     dates = df["InvoiceDate"].str.slice(0, 10)
     part = df[(dates >= "2011-06-01") & (dates < "2011-11-01")]
