@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
@@ -29,6 +29,9 @@ from rich.live import Live
 from rich.table import Table
 
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from models.data import Panel
 
 DAY = timedelta(days=1)
 
@@ -74,8 +77,9 @@ def _cli(*args: str) -> list[str]:
 # --- model ---------------------------------------------------------------------------------
 
 
-def prepare_model(settings: Settings, opts: DemoOptions, console: Console, run: DemoRun) -> None:
-    """Train on the log before ``opts.split`` unless that exact table was trained on before."""
+def prepare_model(settings: Settings, opts: DemoOptions, console: Console, run: DemoRun) -> Panel:
+    """Train on the log before ``opts.split`` unless that exact table was trained on before;
+    return the training table."""
     from models.data import read_long_table, read_uci_log, uci_to_long, write_long_table
     from models.registry import ModelRegistry
 
@@ -87,7 +91,8 @@ def prepare_model(settings: Settings, opts: DemoOptions, console: Console, run: 
             lines = read_uci_log(opts.log)
             cut = lines[lines["InvoiceDate"] < opts.split.replace(tzinfo=None)]
             write_long_table(uci_to_long(cut, "D", opts.top), table_path)
-    fingerprint = read_long_table(table_path, "D").fingerprint()
+    table = read_long_table(table_path, "D")
+    fingerprint = table.fingerprint()
     registry = ModelRegistry(settings.model_registry)
     for info in reversed(registry.list()):
         meta = registry.metadata(info.version)
@@ -96,7 +101,7 @@ def prepare_model(settings: Settings, opts: DemoOptions, console: Console, run: 
             registry.promote(info.version)
             run.model_version, run.model_reused = info.version, True
             console.print(f"reusing model {info.version} (trained on the same table)")
-            return
+            return table
     console.print(f"training on {table_path.name} (first months of the log, top {opts.top} SKUs)")
     t0 = time.monotonic()
     subprocess.run(
@@ -119,24 +124,23 @@ def prepare_model(settings: Settings, opts: DemoOptions, console: Console, run: 
     version = registry.champion()
     if version is None:  # pragma: no cover - train --promote always sets one
         raise RuntimeError("training registered no champion")
-    meta_path = registry.path(version) / "metadata.json"
-    meta = json.loads(meta_path.read_text())
-    meta["demo_steps"] = opts.train_steps
-    from models.registry import atomic_write_json
+    from models.registry import METADATA, atomic_write_json
 
-    atomic_write_json(meta_path, meta)
+    meta = registry.metadata(version)
+    meta["demo_steps"] = opts.train_steps
+    atomic_write_json(registry.path(version) / METADATA, meta)
     run.model_version = version
+    return table
 
 
 # --- events --------------------------------------------------------------------------------
 
 
 def demo_events(
-    opts: DemoOptions, train_table: Path | None = None
+    opts: DemoOptions, train_table: Panel
 ) -> tuple[list[tuple[int, Any]], list[tuple[int, Any]], int]:
     """The orders before the split (the history), and the orders after it plus simulated
     inventory for the top SKUs (the live replay); and the number of inventory events."""
-    from models.data import read_long_table
     from schemas import OrderEvent
     from streams.features import epoch_ms
     from streams.replay import load_events
@@ -146,10 +150,8 @@ def demo_events(
     split_ms = epoch_ms(opts.split)
     history = [(t, e) for t, e in loaded.events if t < split_ms]
     live = [(t, e) for t, e in loaded.events if t >= split_ms]
-    table = train_table or next((opts.report_dir / "data").glob("train_until_*.csv"))
-    panel = read_long_table(table, "D")
-    last_8_weeks = panel.target[:, -56:]
-    demand = {sku: float(last_8_weeks[i].mean()) for i, sku in enumerate(panel.series_ids)}
+    last_8_weeks = train_table.target[:, -56:]
+    demand = {sku: float(last_8_weeks[i].mean()) for i, sku in enumerate(train_table.series_ids)}
     policy = InventoryPolicy(cover_days=opts.cover_days, lead_time_days=opts.lead_time_days)
     orders = [(t, e) for t, e in live if isinstance(e, OrderEvent)]
     inventory = simulate_inventory(orders, demand, policy, split_ms)
@@ -158,30 +160,6 @@ def demo_events(
 
 
 # --- processes and the live view -------------------------------------------------------------
-
-
-def forecaster_lag(settings: Settings) -> int:
-    """``windows.closed`` messages the forecast worker has not committed yet."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    probe = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": f"{settings.app_id}-forecaster",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        topic = settings.topic_windows_closed
-        meta = probe.list_topics(topic, timeout=10).topics[topic]
-        parts = [TopicPartition(topic, p) for p in meta.partitions]
-        lag = 0
-        for tp in probe.committed(parts, timeout=10):
-            _, high = probe.get_watermark_offsets(tp, timeout=10)
-            lag += high - max(tp.offset, 0)
-        return lag
-    finally:
-        probe.close()
 
 
 def _stats(client: Any, key: str, previous: dict[str, str]) -> dict[str, str]:
@@ -235,9 +213,9 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     settings = settings.namespaced(f"demo{datetime.now(UTC):%Y%m%d%H%M%S}").model_copy(
         update={"forecast_after": opts.split}
     )
-    prepare_model(settings, opts, console, run)
+    table = prepare_model(settings, opts, console, run)
     with console.status("loading the log and simulating inventory ..."):
-        history, events, run.inventory_events = demo_events(opts)
+        history, events, run.inventory_events = demo_events(opts, table)
     run.history_events, run.events = len(history), len(events)
     ensure_topics(settings, settings.all_topics())
     client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
@@ -283,6 +261,7 @@ def _replay_live(
     """Produce ``events`` (paced by ``speed``) while showing the live summary; return when
     the stream worker has them all and the forecast worker (if running) has caught up:
     (replay seconds, drain seconds)."""
+    from streams.forecaster import forecaster_lag
     from streams.replay import produce_events
 
     before = _stats(client, f"{settings.redis_prefix}:stats", {})
@@ -333,29 +312,8 @@ def _replay_live(
 # --- the report -----------------------------------------------------------------------------
 
 
-def _read_forecasts(settings: Settings) -> list[dict[str, Any]]:
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": f"{settings.app_id}-report",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([settings.topic_forecasts])
-    out: list[dict[str, Any]] = []
-    idle = 0
-    while idle < 6:
-        batch = consumer.consume(5000, 1.0)
-        idle = 0 if batch else idle + 1
-        out.extend(json.loads(m.value() or b"null") for m in batch if m.error() is None)
-    consumer.close()
-    return out
-
-
-def _read_alerts(settings: Settings, topic: str) -> list[dict[str, Any]]:
+def _read_topic(settings: Settings, topic: str) -> list[dict[str, Any]]:
+    """Every JSON message of ``topic``, from the beginning."""
     from streams.tail import tail
 
     return [
@@ -392,7 +350,7 @@ def write_report(
     from streams.store import FeatureReader
 
     opts.report_dir.mkdir(parents=True, exist_ok=True)
-    forecasts = _read_forecasts(settings)
+    forecasts = _read_topic(settings, settings.topic_forecasts)
     origins = daily_origin_forecasts(forecasts)
     reader = FeatureReader(client, layout_of(settings))
     skus = sorted({sku for sku, _ in origins})
@@ -497,8 +455,8 @@ def write_report(
     fig.savefig(png, dpi=110)
     plt.close(fig)
 
-    restock = _read_alerts(settings, settings.topic_alerts_restock)
-    pricing = _read_alerts(settings, settings.topic_alerts_pricing)
+    restock = _read_topic(settings, settings.topic_alerts_restock)
+    pricing = _read_topic(settings, settings.topic_alerts_pricing)
     (opts.report_dir / "summary.md").write_text(
         render_summary(opts, run, metrics, len(forecasts), len(origins), restock, pricing)
     )

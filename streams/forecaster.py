@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -309,6 +309,30 @@ def day_floor(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def forecaster_lag(settings: Settings) -> int:
+    """``windows.closed`` messages the forecast worker has not committed yet."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    probe = Consumer(
+        {
+            **settings.kafka_client_config(),
+            "group.id": f"{settings.app_id}-forecaster",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        topic = settings.topic_windows_closed
+        meta = probe.list_topics(topic, timeout=10).topics[topic]
+        parts = [TopicPartition(topic, p) for p in meta.partitions]
+        lag = 0
+        for tp in probe.committed(parts, timeout=10):
+            _, high = probe.get_watermark_offsets(tp, timeout=10)
+            lag += high - max(tp.offset, 0)
+        return lag
+    finally:
+        probe.close()
+
+
 # --- the worker ----------------------------------------------------------------------------
 
 
@@ -326,7 +350,6 @@ class WorkerStats:
     last_latency_s: float = 0.0
     busy_s: float = 0.0
     """Seconds spent forecasting (reading features, the model, publishing)."""
-    latencies: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, float | int]:
         return {
@@ -457,8 +480,6 @@ class ForecastWorker:
         self.stats.busy_s += time.monotonic() - started
         self.stats.windows += 1
         self.stats.last_latency_s = latency
-        self.stats.latencies.append(latency)
-        del self.stats.latencies[:-1000]
         return forecasts
 
     def _forecast_skus(self, model: ServingModel, work: WindowWork, skus: list[str]) -> int:

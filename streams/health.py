@@ -22,19 +22,9 @@ class Health:
 
 def check_services(settings: Settings, timeout_s: float = 3.0) -> Health:
     """Ask Kafka for its metadata and Redis for a PING, each within ``timeout_s``."""
-    import redis
     from confluent_kafka.admin import AdminClient
 
-    redis_reason: str | None = None
-    try:
-        client = redis.Redis.from_url(
-            settings.redis_url, socket_timeout=timeout_s, **settings.redis_kwargs()
-        )
-        client.ping()
-        client.close()
-    except redis.RedisError as exc:
-        redis_reason = f"{settings.redis_url}: {exc}"
-
+    redis_reason = check_redis(settings, timeout_s)
     kafka_reason: str | None = None
     conf = {
         **settings.kafka_client_config(),
@@ -48,3 +38,18 @@ def check_services(settings: Settings, timeout_s: float = 3.0) -> Health:
     except Exception as exc:
         kafka_reason = f"{settings.kafka_bootstrap_servers}: {exc}"
     return Health(kafka=kafka_reason, redis=redis_reason)
+
+
+def check_redis(settings: Settings, timeout_s: float = 3.0) -> str | None:
+    """None when Redis answers a PING within ``timeout_s``, else the reason."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=timeout_s, **settings.redis_kwargs()
+        )
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        return f"{settings.redis_url}: {exc}"
+    return None

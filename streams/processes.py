@@ -12,11 +12,14 @@ from pathlib import Path
 from streams.settings import Settings
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    """Peak resident memory (VmHWM) of a running process, in MB."""
+def proc_status_mb(pid: int | None, field: str = "VmHWM") -> float | None:
+    """A memory figure of a running process from ``/proc/PID/status``, in MB: ``VmHWM``
+    (peak resident memory) or ``VmRSS`` (resident now); None when it cannot be read."""
+    if pid is None:
+        return None
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return round(int(line.split()[1]) / 1024, 1)
     except OSError:
         return None
@@ -74,7 +77,7 @@ class ChildProcess:
             raise RuntimeError(f"`{self.name}` exited with {code}{where}")
 
     def peak_rss_mb(self) -> float | None:
-        return peak_rss_mb(self.proc.pid)
+        return proc_status_mb(self.proc.pid)
 
     def stop(self) -> int:
         if self.proc.poll() is None:

@@ -25,6 +25,8 @@ from importlib import resources
 from pathlib import Path
 
 from streams.exceptions import StackError
+from streams.health import Health, check_redis, check_services
+from streams.processes import proc_status_mb
 from streams.settings import Settings
 
 KAFKA_VERSION_RE = re.compile(r"<kafka\.version>([^<]+)</kafka\.version>")
@@ -169,18 +171,6 @@ def _pid_alive(pid: int | None) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def _rss_mb(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
 
 
 def _read_pid(path: Path) -> int | None:
@@ -335,8 +325,9 @@ class EmbeddedStack:
         deadline = time.monotonic() + self.settings.stack_start_timeout_s
         redis_ok = kafka_ok = False
         while time.monotonic() < deadline:
-            redis_ok = redis_ok or self._redis_answers()
-            kafka_ok = kafka_ok or self._kafka_answers()
+            health = self._answers()
+            redis_ok = redis_ok or health.redis is None
+            kafka_ok = kafka_ok or health.kafka is None
             if redis_ok and kafka_ok:
                 return
             for name, pid_file, log in (
@@ -353,30 +344,21 @@ class EmbeddedStack:
             f"{self.settings.stack_start_timeout_s:.0f}s; logs are under {self.root}"
         )
 
-    def _redis_answers(self) -> bool:
-        import redis
-
-        try:
-            client = redis.Redis(
-                host=_LOCALHOST, port=self.settings.stack_redis_port, socket_timeout=1
-            )
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-
-    def _kafka_answers(self) -> bool:
-        if not _port_open(self.settings.stack_kafka_port):
-            return False
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient(
-            {"bootstrap.servers": f"{_LOCALHOST}:{self.settings.stack_kafka_port}", "log_level": 0}
+    def _answers(self) -> Health:
+        """Ask this stack's own ports (not the configured addresses) whether they answer."""
+        port = self.settings.stack_kafka_port
+        local = self.settings.model_copy(
+            update={
+                "kafka_bootstrap_servers": f"{_LOCALHOST}:{port}",
+                "kafka_security_protocol": "PLAINTEXT",
+                "kafka_sasl_mechanism": None,
+                "redis_url": f"redis://{_LOCALHOST}:{self.settings.stack_redis_port}/0",
+                "redis_password": None,
+            }
         )
-        try:
-            meta = admin.list_topics(timeout=2)
-        except Exception:
-            return False
-        return bool(meta.brokers)
+        if not _port_open(port):  # skip librdkafka's timeout while the broker is down
+            return Health(kafka=f"nothing listens on port {port}", redis=check_redis(local))
+        return check_services(local, timeout_s=2.0)
 
     # --- down ------------------------------------------------------------------------
     def down(self, timeout: float = 30.0) -> list[str]:
@@ -414,22 +396,23 @@ class EmbeddedStack:
         s = self.settings
         kafka_pid = _read_pid(self.kafka_pid_file)
         redis_pid = _read_pid(self.redis_pid_file)
+        health = self._answers()
         return [
             ServiceStatus(
                 name="kafka",
                 version=kafka_version(),
                 port=s.stack_kafka_port,
                 pid=kafka_pid if _pid_alive(kafka_pid) else None,
-                running=_pid_alive(kafka_pid) and self._kafka_answers(),
-                rss_mb=_rss_mb(kafka_pid) if _pid_alive(kafka_pid) else None,
+                running=_pid_alive(kafka_pid) and health.kafka is None,
+                rss_mb=proc_status_mb(kafka_pid, "VmRSS") if _pid_alive(kafka_pid) else None,
             ),
             ServiceStatus(
                 name="redis",
                 version=redis_version(),
                 port=s.stack_redis_port,
                 pid=redis_pid if _pid_alive(redis_pid) else None,
-                running=_pid_alive(redis_pid) and self._redis_answers(),
-                rss_mb=_rss_mb(redis_pid) if _pid_alive(redis_pid) else None,
+                running=_pid_alive(redis_pid) and health.redis is None,
+                rss_mb=proc_status_mb(redis_pid, "VmRSS") if _pid_alive(redis_pid) else None,
             ),
         ]
 

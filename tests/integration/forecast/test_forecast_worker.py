@@ -26,7 +26,7 @@ from schemas import (
     WindowClosed,
     decode,
 )
-from streams.forecaster import BASELINE_VERSION, ForecastWorker
+from streams.forecaster import BASELINE_VERSION, ForecastWorker, forecaster_lag
 from streams.replay import produce_events, replay
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -54,8 +54,6 @@ def forecast_worker(settings: Settings) -> Iterator[ForecastWorker]:
 
 
 def _drained(settings: Settings, worker: ForecastWorker, produced: int) -> bool:
-    from demandcast.demo import forecaster_lag
-
     s = stats(settings)
     done = s.get("events", 0) + s.get("duplicates", 0) + s.get("dead_letters", 0) >= produced
     return done and forecaster_lag(settings) == 0
