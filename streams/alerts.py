@@ -48,15 +48,24 @@ def demand_over(daily: np.ndarray, days: float) -> float:
     """
     if days <= 0 or daily.size == 0:
         return 0.0
-    whole = math.floor(days)
+    return float(demand_over_many(np.asarray(daily, dtype=float)[None, :], np.array([days]))[0])
+
+
+def demand_over_many(daily: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """:func:`demand_over` of many paths at once: ``daily`` ``(N, H)``, ``days`` ``(N,)``."""
+    n, horizon = daily.shape
+    days = np.clip(np.asarray(days, dtype=float), 0.0, None)
+    if horizon == 0:
+        return np.zeros(n)
+    whole = np.floor(days).astype(np.int64)
     frac = days - whole
-    horizon = daily.size
-    total = float(daily[: min(whole, horizon)].sum())
-    if whole > horizon:
-        total += (whole - horizon) * float(daily.mean())
-    if frac > 0:
-        total += frac * float(daily[whole] if whole < horizon else daily.mean())
-    return total
+    mean = daily.mean(axis=1)
+    cumulative = np.concatenate([np.zeros((n, 1)), np.cumsum(daily, axis=1)], axis=1)
+    rows = np.arange(n)
+    total = cumulative[rows, np.minimum(whole, horizon)]
+    total += np.maximum(whole - horizon, 0) * mean
+    partial = np.where(whole < horizon, daily[rows, np.minimum(whole, horizon - 1)], mean)
+    return np.asarray(total + frac * partial)
 
 
 def days_until(daily: np.ndarray, stock: float) -> float:

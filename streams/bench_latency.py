@@ -29,6 +29,7 @@ import numpy as np
 
 from schemas import Forecast, OrderEvent, WindowClosed, decode
 from streams.settings import Settings
+from streams.topics import take
 
 
 def _window_messages(settings: Settings, stop: threading.Event, sink: dict[str, Any]) -> None:
@@ -50,7 +51,7 @@ def _window_messages(settings: Settings, stop: threading.Event, sink: dict[str, 
     versions: set[str] = set()
     try:
         while not stop.is_set():
-            for msg in consumer.consume(5000, 0.2):
+            for msg in take(consumer, 5000, 0.05):
                 if msg.error() is not None:
                     continue
                 now = time.time()
@@ -188,6 +189,10 @@ def bench_latency(
         "forecasts_per_s": round(forecasts / busy, 1) if busy else None,
         "forecasts": forecasts,
         "coalesced": int(fc_stats.get("coalesced", 0)),
+        "forecaster_seconds": {
+            name: round(float(fc_stats.get(f"{name}_s", 0.0)), 3)
+            for name in ("read", "model", "publish", "alerts")
+        },
         "model_versions": sorted(seen.get("versions", ())),
         "forecaster_rss_mb": forecaster_rss,
         "interval_s": interval_s,

@@ -23,6 +23,9 @@ from schemas import ClickEvent, Event, InventoryEvent, OrderEvent, PromotionEven
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 
+SERIES_METRICS: tuple[str, ...] = ("units", "revenue_milli")
+"""Metrics also kept as a dense daily series per SKU and year (the forecaster's read)."""
+
 SUM_METRICS: tuple[str, ...] = (
     "units",
     "revenue_milli",
@@ -91,6 +94,9 @@ class KeyLayout:
     def daily(self, sku: str, month: str) -> str:
         return f"{self.prefix}:fd:{sku}:{month}"
 
+    def daily_series(self, sku: str, year: str) -> str:
+        return f"{self.prefix}:dy:{sku}:{year}"
+
     def state(self, sku: str) -> str:
         return f"{self.prefix}:s:{sku}"
 
@@ -150,6 +156,8 @@ Op = list[Any]
   than the one stored in ``vfield`` (then the stored version becomes ``version``);
 - ``["S", key, ttl, [m1, m2, ...]]``: add members to a set, then set the TTL;
 - ``["Z", key, ttl, [score1, m1, ...]]``: add members to a sorted set, then set the TTL;
+- ``["B", key, ttl, [slot1, d1, slot2, d2, ...]]``: add integers to the signed 64-bit
+  big-endian integers at ``slot`` (``BITFIELD INCRBY i64 #slot``), then set the TTL;
 - ``["T", key, ttl]``: set a TTL;
 - ``["F", key, field, value]``: set a field if it is not set;
 - ``["N", key, field]``: set a field to the store's clock (ms).
@@ -185,6 +193,13 @@ def _day_name(day_index: int) -> tuple[str, str, str]:
     month = f"{moment.year:04d}{moment.month:02d}"
     dd = f"{moment.day:02d}"
     return month + dd, month, dd
+
+
+def series_slot(day_index: int) -> tuple[str, int]:
+    """(year ``YYYY``, slot of ``units``) of a day counted from the epoch in the daily series:
+    ``slot = 2 · (day of year − 1)``; ``revenue_milli`` is at ``slot + 1``."""
+    moment = datetime.fromtimestamp(day_index * 86_400, tz=UTC)
+    return f"{moment.year:04d}", 2 * (moment.timetuple().tm_yday - 1)
 
 
 def plan_batch(
@@ -326,9 +341,17 @@ def plan_batch(
             daily_acc[(sku, d)] = merged
     daily: dict[str, list[Any]] = {}
     daily_max: dict[str, list[Any]] = {}
+    series: dict[str, list[int]] = {}
     for (sku, d), a in daily_acc.items():
         _, month, dd_name = names[d]
         dd = int(dd_name)
+        if a[0] or a[1]:
+            year, slot = series_slot(d)
+            skey = layout.daily_series(sku, year)
+            slots = series.get(skey)
+            if slots is None:
+                series[skey] = slots = []
+            slots += (slot, a[0], slot + 1, a[1])
         key = layout.daily(sku, month)
         fields = daily.get(key)
         if fields is None:
@@ -345,6 +368,8 @@ def plan_batch(
     for table in (hourly_max, daily_max):
         for key, fields in table.items():
             ops.append(["X", key, fields])
+    for key, slots in series.items():
+        ops.append(["B", key, retention.daily_s, slots])
     for sku, (t, eid, price) in prices.items():
         key = layout.state(sku)
         ops.append(["V", key, "price_v", version_of(t, eid), ["last_price", repr(price)]])

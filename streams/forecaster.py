@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,12 +46,14 @@ from streams.alerts import (
     OpenRestock,
     alert_id,
     assess_restock,
+    demand_over_many,
     lift_off_plan,
     persistent_deviation,
     quantile_column,
     restock_transition,
 )
 from streams.settings import Settings
+from streams.topics import take
 
 log = logging.getLogger(__name__)
 
@@ -350,9 +352,15 @@ class WorkerStats:
     last_latency_s: float = 0.0
     busy_s: float = 0.0
     """Seconds spent forecasting (reading features, the model, publishing)."""
+    phases: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("read", "model", "publish", "alerts"), 0.0)
+    )
+    """Of ``busy_s``: seconds reading the store, in the model, building and publishing the
+    forecasts, and evaluating the alert rules."""
 
     def as_dict(self) -> dict[str, float | int]:
         return {
+            **{f"{name}_s": round(value, 4) for name, value in self.phases.items()},
             "closes": self.closes,
             "skipped": self.skipped,
             "windows": self.windows,
@@ -431,7 +439,7 @@ class ForecastWorker:
     def step(self, max_messages: int = 2000, timeout_s: float = 0.5) -> int:
         """Take what is pending, forecast it, publish; return the windows forecast."""
         self.holder.check_pointer()
-        messages = self.consumer.consume(max_messages, timeout_s)
+        messages = take(self.consumer, max_messages, timeout_s)
         closes: list[WindowClosed] = []
         consumed = 0
         for msg in messages:
@@ -487,13 +495,14 @@ class ForecastWorker:
 
         from models.data import Panel
 
+        phases = self.stats.phases
+        t0 = time.perf_counter()
         end_day = day_floor(work.window.end)
         start_day = end_day - model.context_length * DAY
-        arrays = self.reader.buckets(skus, start_day, end_day, "D", ("units", "revenue_milli"))
+        arrays, state = self.reader.window_inputs(skus, start_day, end_day, at=work.window.end)
         units = arrays.metric("units")
         seen = np.cumsum(units > 0, axis=1) > 0
         index = pd.date_range(start_day.replace(tzinfo=None), periods=units.shape[1], freq="D")
-        state = self.reader.state(skus, at=work.window.end, ref_price_days=None)
         known, future = self._covariates(
             model, skus, state, units, arrays.metric("revenue_milli"), end_day
         )
@@ -505,8 +514,10 @@ class ForecastWorker:
             observed=seen | ~seen.any(axis=1, keepdims=True),
             known=known,
         )
+        t1 = time.perf_counter()
         quantiles = model.predict(panel, future)
         baseline_median = self._without_promotions(model, panel, future, state, skus)
+        t2 = time.perf_counter()
         payloads = forecast_payloads(
             skus,
             work.window,
@@ -528,7 +539,12 @@ class ForecastWorker:
         self.redis.hset(self._key("latest"), mapping=dict(zip(skus, payloads, strict=True)))
         self.producer.poll(0)
         self.stats.forecasts += len(payloads)
+        t3 = time.perf_counter()
         self._alerts(model, work, skus, quantiles, baseline_median, units, state)
+        phases["read"] += t1 - t0
+        phases["model"] += t2 - t1
+        phases["publish"] += t3 - t2
+        phases["alerts"] += time.perf_counter() - t3
         return len(payloads)
 
     def _without_promotions(
@@ -632,10 +648,11 @@ class ForecastWorker:
         open_raw = self.redis.hmget(self._key("restock"), skus)
         expect_raw = self.redis.hmget(self._key("expect"), skus)
         hist_raw = self.redis.hmget(self._key("deviations"), skus)
+        restock = self._restock_candidates(ctx, skus, quantiles, state, open_raw)
         pipe = self.redis.pipeline(transaction=False)
         for i, sku in enumerate(skus):
             st = state[sku]
-            if st["on_hand"] is not None:
+            if restock[i]:
                 self._restock(ctx, sku, quantiles[i], st, _parse_open(open_raw[i]), pipe)
             expected = DayExpectation.parse(expect_raw[i])
             seasoned = history_days[i] >= MIN_HISTORY_DAYS_FOR_PRICING
@@ -659,6 +676,32 @@ class ForecastWorker:
                 )
                 pipe.hset(self._key("expect"), sku, today.dump())
         pipe.execute()
+
+    def _restock_candidates(
+        self,
+        ctx: _AlertContext,
+        skus: list[str],
+        quantiles: np.ndarray,
+        state: dict[str, dict[str, Any]],
+        open_raw: list[Any],
+    ) -> np.ndarray:
+        """Which SKUs can change their restock alert: those with inventory whose demand over
+        lead time plus review period exceeds their stock position (all at once, in numpy),
+        and those with an open alert (it may resolve)."""
+        s = self.settings
+        with_stock = np.array([state[sku]["on_hand"] is not None for sku in skus], dtype=bool)
+        if not with_stock.any():
+            return with_stock
+        protection = np.array(
+            [(state[sku]["lead_time_days"] or 0.0) + s.restock_review_days for sku in skus]
+        )
+        position = np.array(
+            [(state[sku]["on_hand"] or 0) + (state[sku]["on_order"] or 0) for sku in skus]
+        )
+        high = quantiles @ quantile_column(ctx.model.quantile_levels, s.restock_service_level)
+        short = demand_over_many(high, protection) > position
+        is_open = np.array([raw is not None for raw in open_raw], dtype=bool)
+        return np.asarray(with_stock & (short | is_open))
 
     def _restock(
         self,

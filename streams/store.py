@@ -32,6 +32,7 @@ from streams.features import (
     HOUR_MS,
     METRICS,
     MILLI_METRICS,
+    SERIES_METRICS,
     BatchPlan,
     Incoming,
     KeyLayout,
@@ -39,6 +40,7 @@ from streams.features import (
     Retention,
     epoch_ms,
     plan_batch,
+    series_slot,
 )
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,16 @@ for _, op in ipairs(plan.o) do
   elseif code == 'Z' then
     chunks(op[4], CHUNK, function(m) redis.call('ZADD', key, unpack(m)) end)
     if op[3] > 0 then redis.call('EXPIRE', key, op[3]) end
+  elseif code == 'B' then
+    local f, args = op[4], {}
+    for j = 1, #f, 2 do
+      args[#args + 1] = 'INCRBY'
+      args[#args + 1] = 'i64'
+      args[#args + 1] = '#' .. f[j]
+      args[#args + 1] = f[j + 1]
+    end
+    redis.call('BITFIELD', key, unpack(args))
+    redis.call('EXPIRE', key, op[3])
   elseif code == 'T' then
     redis.call('EXPIRE', key, op[3])
   elseif code == 'F' then
@@ -113,6 +125,42 @@ for _, w in ipairs(plan.w) do
   end
 end
 return cjson.encode(due)
+"""
+
+
+SERIES_LUA = r"""
+local series_prefix, n_years = ARGV[1], tonumber(ARGV[2])
+local years, first, last, width = {}, {}, {}, {}
+local a = 3
+for y = 1, n_years do
+  years[y], first[y], last[y] = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  width[y] = last[y] - first[y] + 1
+  a = a + 3
+end
+local state_prefix, promo_prefix = ARGV[a], ARGV[a + 1]
+local out, states = {}, {}
+for i = a + 2, #ARGV do
+  local sku = ARGV[i]
+  for y = 1, n_years do
+    local part = redis.call('GETRANGE', series_prefix .. sku .. ':' .. years[y], first[y], last[y])
+    out[#out + 1] = part
+    if #part < width[y] then out[#out + 1] = string.rep('\0', width[y] - #part) end
+  end
+  local st = redis.call('HMGET', state_prefix .. sku, 'last_price', 'on_hand', 'on_order',
+    'lead_time_days')
+  for k = 1, 4 do st[k] = st[k] or '' end
+  st[5] = table.concat(redis.call('SMEMBERS', promo_prefix .. sku), ',')
+  states[#states + 1] = table.concat(st, '|')
+end
+return {table.concat(out), states}
+"""
+"""The forecast worker's read: many SKUs' daily series and state in one call.
+
+ARGV: the daily-series key prefix, the number of years, per year its ``YYYY`` and the first
+and last byte of the range, the state and promotion-set key prefixes, then the SKUs.
+Returns the bytes of every SKU's range, back to back (zeros where a series is shorter or
+absent), and per SKU ``last_price|on_hand|on_order|lead_time_days|promotion ids``. One
+``GETRANGE`` per SKU and year replaces reading and parsing every bucket hash.
 """
 
 
@@ -305,6 +353,7 @@ class MemorySink:
         self.hashes: dict[str, dict[str, str]] = {}
         self.sets: dict[str, set[str]] = {}
         self.zsets: dict[str, dict[str, float]] = {}
+        self.strings: dict[str, bytearray] = {}
         self.ttls: dict[str, int] = {}
         self.calls = 0
 
@@ -353,6 +402,15 @@ class MemorySink:
                     z[str(m[j + 1])] = float(m[j])
                 if op[2] > 0:
                     self.ttls[key] = op[2]
+            elif code == "B":
+                b = self.strings.setdefault(key, bytearray())
+                f = op[3]
+                for j in range(0, len(f), 2):
+                    at = 8 * int(f[j])
+                    b.extend(bytes(max(0, at + 8 - len(b))))
+                    total = int.from_bytes(b[at : at + 8], "big", signed=True) + int(f[j + 1])
+                    b[at : at + 8] = total.to_bytes(8, "big", signed=True)
+                self.ttls[key] = op[2]
             elif code == "T":
                 self.ttls[key] = op[2]
             elif code == "F":
@@ -433,13 +491,107 @@ def _containers(start: datetime, end: datetime, freq: Freq) -> list[str]:
     return names
 
 
-class FeatureReader:
-    """Batched reads of the feature store over a synchronous ``redis.Redis`` client."""
+def _state_row(
+    h: dict[str, str], ref_price: float | None, promotions: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One SKU's state from its state hash (absent or empty fields are None)."""
 
-    def __init__(self, client: Any, layout: KeyLayout, *, chunk: int = 2000) -> None:
+    def number(name: str, kind: Any) -> Any:
+        raw = h.get(name)
+        return kind(raw) if raw else None
+
+    return {
+        "last_price": number("last_price", float),
+        "ref_price": ref_price,
+        "on_hand": number("on_hand", int),
+        "on_order": number("on_order", int),
+        "lead_time_days": number("lead_time_days", float),
+        "promotions": promotions,
+    }
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The periods of ``[start, end)`` at ``freq`` and the containers (hashes) covering them."""
+
+    freq: Freq
+    lo_ms: int
+    step: int
+    n_periods: int
+    containers: list[str]
+    metrics: tuple[str, ...]
+    column: dict[str, int]
+    adjust: int
+    """Field slot → period within a container: daily slots are days 1–31, hourly 0–23."""
+
+    @classmethod
+    def of(cls, start: datetime, end: datetime, freq: Freq, metrics: Sequence[str]) -> _Grid:
+        if freq not in ("h", "D"):
+            raise ValueError(f"freq must be 'h' or 'D', not {freq!r}")
+        unknown = [m for m in metrics if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; known: {', '.join(METRICS)}")
+        lo, hi = _floor(start, freq), end.astimezone(UTC)
+        step = HOUR_MS if freq == "h" else DAY_MS
+        lo_ms = epoch_ms(lo)
+        n_periods = max(0, -(-(epoch_ms(hi) - lo_ms) // step))
+        return cls(
+            freq,
+            lo_ms,
+            step,
+            n_periods,
+            _containers(lo, hi, freq) if n_periods else [],
+            tuple(metrics),
+            {m: j for j, m in enumerate(metrics)},
+            0 if freq == "h" else -1,
+        )
+
+    def series_ranges(self) -> list[tuple[str, int, int]]:
+        """Per year of a daily grid: ``(YYYY, first byte, last byte)`` of its days in the
+        year's daily series (16 bytes a day: ``units`` then ``revenue_milli``)."""
+        out: list[tuple[str, int, int]] = []
+        for t in range(self.n_periods):
+            year, slot = series_slot((self.lo_ms + t * self.step) // DAY_MS)
+            if out and out[-1][0] == year:
+                out[-1] = (year, out[-1][1], 8 * slot + 15)
+            else:
+                out.append((year, 8 * slot, 8 * slot + 15))
+        return out
+
+    def base(self, container: str) -> int:
+        """The period index of the container's first slot (may be negative)."""
+        return (_container_start_ms(container, self.freq) - self.lo_ms) // self.step
+
+    def zeros(self, n_skus: int) -> np.ndarray:
+        return np.zeros((n_skus, self.n_periods, len(self.metrics)), dtype=np.float64)
+
+    def arrays(self, skus: Sequence[str], values: np.ndarray) -> FeatureArrays:
+        """Money metrics back to currency units, wrapped with their periods."""
+        for name, j in self.column.items():
+            if name in MILLI_METRICS:
+                values[:, :, j] /= 1000.0
+        periods = (np.arange(self.n_periods, dtype=np.int64) * self.step + self.lo_ms).astype(
+            "datetime64[ms]"
+        )
+        return FeatureArrays(tuple(skus), periods, self.metrics, values)
+
+
+class FeatureReader:
+    """Batched reads of the feature store over a synchronous ``redis.Redis`` client.
+
+    :meth:`buckets` and :meth:`state` are the plain reads (pipelined ``HGETALL``);
+    :meth:`window_inputs` is the forecast worker's read: the same buckets and state of
+    thousands of SKUs, scanned inside Redis by :data:`DENSE_LUA` in one round trip.
+    """
+
+    def __init__(
+        self, client: Any, layout: KeyLayout, *, chunk: int = 2000, script_skus: int = 1000
+    ) -> None:
         self.client = client
         self.layout = layout
         self.chunk = chunk
+        self.script_skus = script_skus
+        self._series_script: Any = None
 
     def buckets(
         self,
@@ -450,20 +602,9 @@ class FeatureReader:
         metrics: Sequence[str] = METRICS,
     ) -> FeatureArrays:
         """Dense features of ``skus`` for the periods in ``[start, end)`` at ``freq``."""
-        if freq not in ("h", "D"):
-            raise ValueError(f"freq must be 'h' or 'D', not {freq!r}")
-        unknown = [m for m in metrics if m not in METRICS]
-        if unknown:
-            raise ValueError(f"unknown metrics {unknown}; known: {', '.join(METRICS)}")
-        lo, hi = _floor(start, freq), end.astimezone(UTC)
-        step = HOUR_MS if freq == "h" else DAY_MS
-        lo_ms = epoch_ms(lo)
-        n_periods = max(0, -(-(epoch_ms(hi) - lo_ms) // step))
-        periods = (np.arange(n_periods, dtype=np.int64) * step + lo_ms).astype("datetime64[ms]")
-        metric_index = {m: j for j, m in enumerate(metrics)}
-        values = np.zeros((len(skus), n_periods, len(metrics)), dtype=np.float64)
-        containers = _containers(lo, hi, freq) if n_periods else []
-        requests = [(i, c) for i in range(len(skus)) for c in containers]
+        grid = _Grid.of(start, end, freq, metrics)
+        values = grid.zeros(len(skus))
+        requests = [(i, c) for i in range(len(skus)) for c in grid.containers]
         for lo_req in range(0, len(requests), self.chunk):
             part = requests[lo_req : lo_req + self.chunk]
             pipe = self.client.pipeline(transaction=False)
@@ -475,20 +616,64 @@ class FeatureReader:
             for (i, c), fields in zip(part, pipe.execute(), strict=True):
                 if not fields:
                     continue
-                base = _container_start_ms(c, freq)
+                base = grid.base(c)
                 for raw_field, raw_value in fields.items():
                     name, _, suffix = raw_field.decode().partition(":")
-                    j = metric_index.get(name)
+                    j = grid.column.get(name)
                     if j is None:
                         continue
-                    offset = int(suffix) if freq == "h" else int(suffix) - 1
-                    t = (base + offset * step - lo_ms) // step
-                    if 0 <= t < n_periods:
+                    t = base + int(suffix) + grid.adjust
+                    if 0 <= t < grid.n_periods:
                         values[i, t, j] = float(raw_value)
-        for name, j in metric_index.items():
-            if name in MILLI_METRICS:
-                values[:, :, j] /= 1000.0
-        return FeatureArrays(tuple(skus), periods, tuple(metrics), values)
+        return grid.arrays(skus, values)
+
+    def window_inputs(
+        self, skus: Sequence[str], start: datetime, end: datetime, *, at: datetime | None = None
+    ) -> tuple[FeatureArrays, dict[str, dict[str, Any]]]:
+        """The daily ``units`` and ``revenue_milli`` of ``skus`` in ``[start, end)`` (as
+        :meth:`buckets` returns them) and their :meth:`state` at ``at`` (without the reference
+        price), in one round trip.
+
+        Reads the dense daily series (``{p}:dy:{sku}:{YYYY}``) with :data:`SERIES_LUA`,
+        ``script_skus`` SKUs per call (so one call never holds Redis for long), every call in
+        one pipeline.
+        """
+        grid = _Grid.of(start, end, "D", SERIES_METRICS)
+        if self._series_script is None:
+            self._series_script = self.client.register_script(SERIES_LUA)
+        head: list[str | int] = [self.layout.daily_series("S", "Y")[: -len("S:Y")]]
+        ranges = grid.series_ranges()
+        head.append(len(ranges))
+        for year, first, last in ranges:
+            head += [year, first, last]
+        head += [self.layout.state("S")[:-1], self.layout.promotions_of_sku("S")[:-1]]
+        pipe = self.client.pipeline(transaction=False)
+        for lo in range(0, len(skus), self.script_skus):
+            part = skus[lo : lo + self.script_skus]
+            self._series_script(keys=[], args=[*head, *part], client=pipe)
+        chunks: list[bytes] = []
+        rows: list[bytes] = []
+        for cells, states in pipe.execute():
+            chunks.append(cells)
+            rows += states
+        raw = np.frombuffer(b"".join(chunks), dtype=">i8")
+        values = raw.astype(np.float64).reshape(len(skus), grid.n_periods, len(SERIES_METRICS))
+        at_ms = epoch_ms(at or datetime.now(UTC))
+        state: dict[str, dict[str, Any]] = {}
+        for sku, row in zip(skus, rows, strict=True):
+            last_price, on_hand, on_order, lead_time, promos = row.decode().split("|")
+            ids = {p.encode() for p in promos.split(",")} if promos else set()
+            state[sku] = _state_row(
+                {
+                    "last_price": last_price,
+                    "on_hand": on_hand,
+                    "on_order": on_order,
+                    "lead_time_days": lead_time,
+                },
+                None,
+                self._active_promotions(sku, ids, at_ms) if ids else [],
+            )
+        return grid.arrays(skus, values), state
 
     def state(
         self,
@@ -518,14 +703,7 @@ class FeatureReader:
         for i, sku in enumerate(skus):
             h = {k.decode(): v.decode() for k, v in raw[2 * i].items()}
             ref = float(prices[i].max()) if prices.shape[1] and prices[i].max() > 0 else None
-            out[sku] = {
-                "last_price": float(h["last_price"]) if "last_price" in h else None,
-                "ref_price": ref,
-                "on_hand": int(h["on_hand"]) if "on_hand" in h else None,
-                "on_order": int(h["on_order"]) if "on_order" in h else None,
-                "lead_time_days": float(h["lead_time_days"]) if "lead_time_days" in h else None,
-                "promotions": self._active_promotions(sku, raw[2 * i + 1], at_ms),
-            }
+            out[sku] = _state_row(h, ref, self._active_promotions(sku, raw[2 * i + 1], at_ms))
         return out
 
     def _active_promotions(self, sku: str, ids: set[bytes], at_ms: int) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from streams.exceptions import TopicError
 from streams.settings import Settings
@@ -56,3 +57,17 @@ def ensure_topics(
                 continue
             raise TopicError(f"cannot create topic {name!r}: {exc}") from None
     return created
+
+
+def take(consumer: Any, max_messages: int, timeout_s: float) -> list[Any]:
+    """Wait up to ``timeout_s`` for one message, then add what is already fetched, up to
+    ``max_messages``.
+
+    ``Consumer.consume(n, timeout)`` returns only when it has ``n`` messages or the timeout
+    has passed, so a short burst waits out the whole timeout; this returns as soon as
+    anything arrives.
+    """
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_messages - 1, 0)] if max_messages > 1 else [first]

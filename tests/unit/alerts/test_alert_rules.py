@@ -14,6 +14,7 @@ from streams.alerts import (
     assess_restock,
     days_until,
     demand_over,
+    demand_over_many,
     lift_off_plan,
     persistent_deviation,
     quantile_column,
@@ -41,6 +42,13 @@ def test_demand_over_counts_fractions_and_extends_past_the_horizon() -> None:
     assert demand_over(daily, 2.5) == 4.5
     assert demand_over(daily, 5) == 6.0 + 2 * 2.0
     assert demand_over(daily, 0) == 0.0
+
+
+def test_demand_over_many_is_demand_over_row_by_row() -> None:
+    daily = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 4.0], [2.0, 2.0, 2.0]])
+    days = np.array([2.5, 1.0, 7.25])
+    assert demand_over_many(daily, days).tolist() == [4.5, 0.0, 14.5]
+    assert demand_over_many(daily, np.array([3.0, 3.0, 0.0])).tolist() == [6.0, 4.0, 0.0]
 
 
 def test_days_until_stock_runs_out() -> None:
