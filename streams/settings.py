@@ -133,6 +133,13 @@ class Settings(BaseSettings):
     forecast_batch_skus: int = Field(
         4096, ge=1, le=1_000_000, description="SKUs per model batch in the forecast worker"
     )
+    forecast_cpu_threads: int = Field(
+        1,
+        ge=0,
+        le=1024,
+        description="CPU threads of the forecast worker's model; 1 leaves the other cores "
+        "to the stream worker, broker and Redis; 0: one per core",
+    )
     restock_service_level: float = Field(
         0.9, gt=0.0, lt=1.0, description="Demand quantile a restock alert protects against"
     )
