@@ -150,14 +150,15 @@ class Incoming(NamedTuple):
 Op = list[Any]
 """One store operation (JSON-encoded for the store script):
 
-- ``["H", key, ttl, [f1, d1, f2, d2, ...]]``: add integers to hash fields, then set the TTL;
+- ``["H", key, ttl, [f1, d1, f2, d2, ...]]``: add integers to hash fields; a new key gets
+  the TTL (a bucket's period is fixed, so its retention counts from its first write);
 - ``["X", key, [f1, v1, ...]]``: keep the maximum of each field;
 - ``["V", key, vfield, version, [f1, v1, ...]]``: set the fields if ``version`` is newer
   than the one stored in ``vfield`` (then the stored version becomes ``version``);
 - ``["S", key, ttl, [m1, m2, ...]]``: add members to a set, then set the TTL;
 - ``["Z", key, ttl, [score1, m1, ...]]``: add members to a sorted set, then set the TTL;
 - ``["B", key, ttl, [slot1, d1, slot2, d2, ...]]``: add integers to the signed 64-bit
-  big-endian integers at ``slot`` (``BITFIELD INCRBY i64 #slot``), then set the TTL;
+  big-endian integers at ``slot`` (``BITFIELD INCRBY i64 #slot``); a new key gets the TTL;
 - ``["T", key, ttl]``: set a TTL;
 - ``["F", key, field, value]``: set a field if it is not set;
 - ``["N", key, field]``: set a field to the store's clock (ms).
@@ -342,11 +343,15 @@ def plan_batch(
     daily: dict[str, list[Any]] = {}
     daily_max: dict[str, list[Any]] = {}
     series: dict[str, list[int]] = {}
+    slots_of_day: dict[int, tuple[str, int]] = {}
     for (sku, d), a in daily_acc.items():
         _, month, dd_name = names[d]
         dd = int(dd_name)
         if a[0] or a[1]:
-            year, slot = series_slot(d)
+            slotted = slots_of_day.get(d)
+            if slotted is None:
+                slots_of_day[d] = slotted = series_slot(d)
+            year, slot = slotted
             skey = layout.daily_series(sku, year)
             slots = series.get(skey)
             if slots is None:

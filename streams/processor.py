@@ -14,6 +14,7 @@ already closed, is published again with the SKUs the late events changed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -118,6 +119,8 @@ class StreamProcessor:
         self.window_ms = settings.window_seconds * 1000
         self.watermarks: dict[tuple[str, int], int] = {}
         self._loaded = False
+        self._publishing: asyncio.Future[None] | None = None
+        self._windows_in_flight: set[tuple[str, int, int]] = set()
         self.counts = {
             "events": 0,
             "duplicates": 0,
@@ -156,10 +159,17 @@ class StreamProcessor:
         self.counts["dead_letters"] += 1
 
     async def process(self, records: Sequence[RecordLike]) -> None:
-        """Process one batch; returns when its effects are durable in Redis."""
+        """Process one batch; returns when its effects are durable in Redis and the windows
+        it closed are published."""
         prepared = await self.prepare(records)
         if prepared is not None:
             await self.commit(prepared)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Wait until the closed windows handed to the background are published."""
+        while self._publishing is not None and not self._publishing.done():
+            await asyncio.shield(self._publishing)
 
     async def prepare(self, records: Sequence[RecordLike]) -> Prepared | None:
         """The CPU half of a batch: decode, dead-letter what fails, plan the store update.
@@ -223,8 +233,31 @@ class StreamProcessor:
         self.counts["events"] += plan.events
         self.counts["duplicates"] += duplicates
         self.counts["late"] += plan.late
-        if due:
-            await self.publish_windows(due)
+        fresh = [d for d in due if d[:3] not in self._windows_in_flight]
+        if fresh:
+            await self.flush()  # one batch of windows on its way at a time
+            self._publish_in_background(fresh)
+
+    def _publish_in_background(self, due: list[DueWindow]) -> None:
+        """Publish ``due`` while the next batch's store update runs.
+
+        Safe to overlap: the store keeps a window (and reports it due again with every
+        later batch of its partition) until :meth:`publish_windows` has it on the broker,
+        so a crash in between republishes it; windows already on their way are not handed
+        over twice.
+        """
+        keys = {d[:3] for d in due}
+        self._windows_in_flight |= keys
+
+        async def publish() -> None:
+            try:
+                await self.publish_windows(due)
+            except Exception:  # the store still has them: a later batch reports them again
+                log.exception("publishing %d closed windows failed; they stay due", len(due))
+            finally:
+                self._windows_in_flight -= keys
+
+        self._publishing = asyncio.ensure_future(publish())
 
     async def publish_windows(self, due: Sequence[DueWindow]) -> None:
         """Publish ``windows.closed`` for windows the watermark has passed by the grace.

@@ -77,13 +77,14 @@ for _, op in ipairs(plan.o) do
   if code == 'H' then
     local f = op[4]
     for j = 1, #f, 2 do redis.call('HINCRBY', key, f[j], f[j + 1]) end
-    if op[3] > 0 then redis.call('EXPIRE', key, op[3]) end
+    if op[3] > 0 then redis.call('EXPIRE', key, op[3], 'NX') end
   elseif code == 'X' then
     local f = op[3]
     for j = 1, #f, 2 do
-      local cur = redis.call('HGET', key, f[j])
-      if (not cur) or tonumber(cur) < tonumber(f[j + 1]) then
-        redis.call('HSET', key, f[j], f[j + 1])
+      if redis.call('HSETNX', key, f[j], f[j + 1]) == 0 then
+        if tonumber(redis.call('HGET', key, f[j])) < tonumber(f[j + 1]) then
+          redis.call('HSET', key, f[j], f[j + 1])
+        end
       end
     end
   elseif code == 'V' then
@@ -106,7 +107,7 @@ for _, op in ipairs(plan.o) do
       args[#args + 1] = f[j + 1]
     end
     redis.call('BITFIELD', key, unpack(args))
-    redis.call('EXPIRE', key, op[3])
+    redis.call('EXPIRE', key, op[3], 'NX')
   elseif code == 'T' then
     redis.call('EXPIRE', key, op[3])
   elseif code == 'F' then
@@ -377,7 +378,7 @@ class MemorySink:
                 for j in range(0, len(f), 2):
                     h[f[j]] = str(int(h.get(f[j], "0")) + int(f[j + 1]))
                 if op[2] > 0:
-                    self.ttls[key] = op[2]
+                    self.ttls.setdefault(key, op[2])
             elif code == "X":
                 h = self.hashes.setdefault(key, {})
                 f = op[2]
@@ -410,7 +411,7 @@ class MemorySink:
                     b.extend(bytes(max(0, at + 8 - len(b))))
                     total = int.from_bytes(b[at : at + 8], "big", signed=True) + int(f[j + 1])
                     b[at : at + 8] = total.to_bytes(8, "big", signed=True)
-                self.ttls[key] = op[2]
+                self.ttls.setdefault(key, op[2])
             elif code == "T":
                 self.ttls[key] = op[2]
             elif code == "F":

@@ -83,6 +83,34 @@ async def test_windows_close_after_grace_and_late_events_republish() -> None:
     assert len(closed) == 2 and closed[1].skus == ["D"] and closed[1].window.start == at(0)
 
 
+async def test_closed_windows_publish_in_the_background_once_and_survive_a_failure() -> None:
+    s = settings(grace_seconds=0)
+    proc, sink, emitted = processor(s)
+    failures = [RuntimeError("broker away")]
+    real_emit = proc.emit
+
+    async def flaky(messages: list[tuple[str, bytes | None, bytes]]) -> None:
+        if any(t == s.topic_windows_closed for t, _, _ in messages) and failures:
+            raise failures.pop()
+        await real_emit(messages)
+
+    proc.emit = flaky
+    await proc.process([record(s, order("1", 5, sku="A"))])
+    await proc.process([record(s, order("2", 65, sku="B"))])  # closes 09:00-10:00: fails
+    assert [t for t, _, _ in emitted] == []
+    assert sink.zsets["u:wo:orders:0"]  # the store still has the window
+    # the next two batches overlap their store updates with the background publishing
+    first = await proc.prepare([record(s, order("3", 70, sku="C"))])
+    second = await proc.prepare([record(s, order("4", 75, sku="D"))])
+    assert first is not None and second is not None
+    await proc.commit(first)  # reports 09:00-10:00 again
+    await proc.commit(second)  # ... and again, while it is on its way: not handed twice
+    await proc.flush()
+    closed = [decode(WindowClosed, v) for t, _, v in emitted if t == s.topic_windows_closed]
+    assert [(c.window.start, c.skus) for c in closed] == [(at(0), ["A"])]
+    assert str(int(at(0).timestamp() * 1000)) not in sink.zsets["u:wo:orders:0"]  # forgotten
+
+
 async def test_watermarks_survive_a_restart_through_the_store() -> None:
     s = settings()
     proc, sink, _ = processor(s)
