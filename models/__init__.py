@@ -22,6 +22,8 @@ _EXPORTS = {
     "TrainingConfig": "models.pipeline",
     "Forecaster": "models.baselines",
     "SeasonalNaive": "models.baselines",
+    "SeasonalNaiveBand": "models.baselines",
+    "ZeroForecast": "models.baselines",
     "MovingAverage": "models.baselines",
     "ExponentialSmoothing": "models.baselines",
     "SeasonalEmpiricalQuantiles": "models.baselines",

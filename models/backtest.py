@@ -5,6 +5,11 @@ Aggregation over windows: MASE is the mean of the per-(series, window) MASE valu
 WAPE and bias pool every (series, window, step) in numerator and denominator; coverage is
 the share of all actuals inside the 0.1–0.9 interval. Only series observed before an origin
 are scored in that window.
+
+The skill reference (``reference``, default ``"seasonal_naive"``) is the *point* seasonal
+naive — every quantile equal to the value one season back — as issue 4 and most published
+WQL tables measure it (its WQL equals its WAPE); the residual-band variant is reported as
+``seasonal_naive_band``.
 """
 
 from __future__ import annotations

@@ -101,11 +101,20 @@ class _Baseline:
         return monotone_nonneg(point[:, :, None] + offsets[:, None, :])
 
 
-class SeasonalNaive(_Baseline):
-    """Repeat the last season: ``yhat_{T+h} = y_{T+h-m·ceil(h/m)}``.
+def _seasonal_naive_point(x: np.ndarray, season: int, horizon: int) -> np.ndarray:
+    """``(N, T)`` history → ``(N, horizon)`` repeats of its last ``season`` periods (zeros
+    where the history is shorter than a season)."""
+    n, t = x.shape
+    padded = np.concatenate([np.zeros((n, max(season - t, 0))), x], axis=1)
+    return padded[:, -season:][:, np.arange(horizon) % season]
 
-    Quantiles: point + empirical quantiles of the lag-``m`` residuals ``y_t - y_{t-m}`` over
-    the last ``residual_window`` periods, clipped at 0.
+
+class SeasonalNaive(_Baseline):
+    """Repeat the last season: ``yhat_{T+h} = y_{T+h-m·ceil(h/m)}``, every quantile equal to
+    that point forecast (no band).
+
+    The backtest's skill reference, as issue 4 and most published WQL tables measure it:
+    its WQL equals its WAPE. :class:`SeasonalNaiveBand` adds residual quantiles.
     """
 
     name = "seasonal_naive"
@@ -114,11 +123,27 @@ class SeasonalNaive(_Baseline):
         self, panel: Panel, horizon: int, future_known: Mapping[str, np.ndarray] | None = None
     ) -> np.ndarray:
         x = self._start(panel, horizon)
+        point = np.clip(_seasonal_naive_point(x, self.season, horizon), 0.0, None)
+        return np.repeat(point[:, :, None], len(self.quantile_levels), axis=2)
+
+
+class SeasonalNaiveBand(_Baseline):
+    """Seasonal naive with residual-quantile bands.
+
+    Quantiles: the seasonal-naive point + empirical quantiles of the lag-``m`` residuals
+    ``y_t - y_{t-m}`` over the last ``residual_window`` periods, clipped at 0. Its median
+    is (almost) the point forecast, so its MASE is that of :class:`SeasonalNaive`.
+    """
+
+    name = "seasonal_naive_band"
+
+    def predict(
+        self, panel: Panel, horizon: int, future_known: Mapping[str, np.ndarray] | None = None
+    ) -> np.ndarray:
+        x = self._start(panel, horizon)
         n, t = x.shape
         m = self.season
-        padded = np.concatenate([np.zeros((n, max(m - t, 0))), x], axis=1)
-        last = padded[:, -m:]
-        point = last[:, np.arange(horizon) % m]
+        point = _seasonal_naive_point(x, m, horizon)
         obs = panel.observed
         if t > m:
             res = np.where(obs[:, m:] & obs[:, :-m], x[:, m:] - x[:, :-m], np.nan)
@@ -128,24 +153,17 @@ class SeasonalNaive(_Baseline):
         return self._finish(point, _residual_offsets(res, self.quantile_levels))
 
 
-class SeasonalNaivePoint(SeasonalNaive):
-    """Seasonal naive with every quantile equal to the point forecast (no band).
+class ZeroForecast(_Baseline):
+    """Every quantile 0 (no sales): the floor any forecaster of intermittent demand must
+    beat. Its WQL is 1 by construction (the pinball loss of 0 sums to the actuals)."""
 
-    Its WQL equals its WAPE; it is the "seasonal naive" of most published WQL tables, kept
-    to compare skills with them (the backtest's reference stays :class:`SeasonalNaive`).
-    """
-
-    name = "seasonal_naive_point"
+    name = "zero"
 
     def predict(
         self, panel: Panel, horizon: int, future_known: Mapping[str, np.ndarray] | None = None
     ) -> np.ndarray:
-        q = super().predict(panel, horizon, future_known)
-        x = check_history(panel, horizon)
-        m = self.season
-        padded = np.concatenate([np.zeros((x.shape[0], max(m - x.shape[1], 0))), x], axis=1)
-        point = padded[:, -m:][:, np.arange(horizon) % m]
-        return np.repeat(np.clip(point, 0, None)[:, :, None], q.shape[2], axis=2)
+        x = self._start(panel, horizon)
+        return np.zeros((x.shape[0], horizon, len(self.quantile_levels)))
 
 
 class MovingAverage(_Baseline):
@@ -284,7 +302,8 @@ def default_baselines(
     """Every baseline with its default settings for a season length."""
     return [
         SeasonalNaive(season, quantile_levels),
-        SeasonalNaivePoint(season, quantile_levels),
+        SeasonalNaiveBand(season, quantile_levels),
+        ZeroForecast(season, quantile_levels),
         MovingAverage(window=max(4 * season, 4), season=season, quantile_levels=quantile_levels),
         ExponentialSmoothing(season, quantile_levels),
         SeasonalEmpiricalQuantiles(season, 8, quantile_levels),
@@ -297,7 +316,8 @@ __all__ = [
     "MovingAverage",
     "SeasonalEmpiricalQuantiles",
     "SeasonalNaive",
-    "SeasonalNaivePoint",
+    "SeasonalNaiveBand",
+    "ZeroForecast",
     "check_history",
     "default_baselines",
     "monotone_nonneg",

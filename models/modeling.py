@@ -254,21 +254,32 @@ class DemandcastForecaster(DemandcastPreTrainedModel):
             cov = covariates.to(x.dtype)
         else:
             cov = x.new_zeros(b, length + h, 1)
+        # Calendar covariates shared by the whole batch (the pipeline's inference batches
+        # broadcast one window with stride 0): embed them once and broadcast the tokens.
+        shared = b > 1 and cov.stride(0) == 0
+        if shared:
+            cov = cov[:1]
         cov_past, cov_future = cov[:, :length], cov[:, length:]
         pad = self.num_future_patches * p - h
         if pad:
             cov_future = nn.functional.pad(cov_future, (0, 0, 0, pad))
-        if self.seasonal_lags:
-            cov_future = torch.cat([cov_future, self._seasonal_inputs(x / scale, mask)], dim=-1)
+        seasonal = self._seasonal_inputs(x / scale, mask) if self.seasonal_lags else None
 
-        ctx = torch.cat([xs.unsqueeze(-1), mask.unsqueeze(-1), cov_past], dim=-1)
-        tokens = torch.cat(
-            [
-                self.context_embed(patchify(ctx, p)),
-                self.future_embed(patchify(cov_future, p)),
-            ],
-            dim=1,
-        )  # (B, N, D)
+        own = torch.stack([xs, mask], dim=-1)  # (B, L, 2)
+        if shared:
+            ctx_tokens = _split_embed(self.context_embed, p, own, cov_past, own_first=True)
+            if seasonal is None:
+                fut_tokens = self.future_embed(patchify(cov_future, p)).expand(b, -1, -1)
+            else:
+                fut_tokens = _split_embed(
+                    self.future_embed, p, seasonal, cov_future, own_first=False
+                )
+        else:
+            ctx_tokens = self.context_embed(patchify(torch.cat([own, cov_past], dim=-1), p))
+            if seasonal is not None:
+                cov_future = torch.cat([cov_future, seasonal], dim=-1)
+            fut_tokens = self.future_embed(patchify(cov_future, p))
+        tokens = torch.cat([ctx_tokens, fut_tokens], dim=1)  # (B, N, D)
         tokens = tokens + self.scale_embed(torch.log(scale)).unsqueeze(1)
         if c.num_static_features > 0 and static_ids is not None:
             tokens = tokens + self.static_embed(static_ids).sum(dim=1, keepdim=True)
@@ -287,6 +298,22 @@ class DemandcastForecaster(DemandcastPreTrainedModel):
             target = torch.nan_to_num(future_values.float()) / scale
             loss = pinball_loss(scaled_q, target, self.levels(scaled_q.device), fmask)
         return ForecastOutput(quantiles=scaled_q * scale.unsqueeze(-1), loss=loss, scale=scale)
+
+
+def _split_embed(
+    linear: nn.Linear, patch: int, own: torch.Tensor, shared: torch.Tensor, own_first: bool
+) -> torch.Tensor:
+    """``linear(patchify(cat([own, shared], -1)))`` (``shared`` first when not
+    ``own_first``) with ``shared`` ``(1, T, Cs)`` common to the batch: its part of the
+    product is computed once and broadcast. ``own`` ``(B, T, Co)`` → ``(B, T / P, D)``."""
+    co, cs = own.shape[-1], shared.shape[-1]
+    w = linear.weight.view(linear.out_features, patch, co + cs)  # patchify: step-major
+    w_own, w_shared = (w[..., :co], w[..., co:]) if own_first else (w[..., cs:], w[..., :cs])
+    out = nn.functional.linear(patchify(own, patch), w_own.reshape(-1, patch * co))
+    common = nn.functional.linear(
+        patchify(shared, patch), w_shared.reshape(-1, patch * cs), linear.bias
+    )
+    return out + common
 
 
 def load_gpt2_weights(model: DemandcastForecaster, path: str) -> None:

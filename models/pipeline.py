@@ -65,6 +65,11 @@ class TrainingConfig:
             0 weighs every series alike (like MASE), 1 by volume (like WQL).
         ema_decay: exponential moving average of the weights used for validation and the
             final model (0 disables).
+        mase_weight: exponent ``b`` of a second per-window factor ``(scale / snaive_mae)^b``
+            (normalised over the batch, clamped to ``[0.1, 10]``), where ``snaive_mae`` is the
+            context's mean ``|y_t - y_{t-m}|``: the pinball loss is in units of the context's
+            mean-absolute scale, MASE divides each series' error by its seasonal-naive MAE,
+            so ``b = 1`` trains in MASE's units.
     """
 
     steps: int = 600
@@ -79,6 +84,7 @@ class TrainingConfig:
     recent_weight: float = 3.0
     volume_weight: float = 0.0
     ema_decay: float = 0.98
+    mase_weight: float = 0.0
 
 
 ProgressFn = Callable[[int, int, float, float | None], None]
@@ -365,10 +371,15 @@ class TransformerForecaster:
             batch = self._batch(
                 pair_row[pick], pair_cut[pick] + L, target, observed, tf, known, statics, True
             )
-            if tc.volume_weight:
-                pv, pm = batch["past_values"], batch["past_observed_mask"]
-                level = robust_clip(pv * pm, pm, 0.99).abs().mean(dim=1) + 1e-3
-                batch["sample_weight"] = (level / level.mean()) ** tc.volume_weight
+            weight_w = window_weights(
+                batch["past_values"],
+                batch["past_observed_mask"],
+                c.season_length,
+                tc.volume_weight,
+                tc.mase_weight,
+            )
+            if weight_w is not None:
+                batch["sample_weight"] = weight_w
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
                 out = model(**batch, validate=False)
             assert out.loss is not None
@@ -467,6 +478,33 @@ class TransformerForecaster:
         return out
 
 
+def window_weights(
+    past: torch.Tensor, mask: torch.Tensor, season: int, volume: float, mase: float
+) -> torch.Tensor | None:
+    """Per-window loss weights ``(B,)`` (mean 1 over the batch), ``None`` when both
+    exponents are 0: ``(level / mean level)^volume · r^mase`` with ``level`` the context's
+    robust mean-absolute value and ``r = level / snaive_mae`` (normalised to mean 1 and
+    clamped to ``[0.1, 10]``); ``snaive_mae`` is the mean ``|y_t - y_{t-m}|`` over the
+    context's observed pairs (``level`` where there is none)."""
+    if not volume and not mase:
+        return None
+    pm = mask.to(past.dtype)
+    level = robust_clip(past * pm, pm, 0.99).abs().sum(dim=1) / pm.sum(dim=1).clamp_min(1.0)
+    level = level + 1e-3
+    w = torch.ones_like(level)
+    if volume:
+        w = w * (level / level.mean()) ** volume
+    if mase and past.shape[1] > season:
+        both = pm[:, season:] * pm[:, :-season]
+        diff = (past[:, season:] - past[:, :-season]).abs() * both
+        cnt = both.sum(dim=1)
+        snaive = torch.where(cnt > 0, diff.sum(dim=1) / cnt.clamp_min(1.0), level)
+        ratio = level / (snaive + 1e-3)
+        ratio = (ratio / ratio.mean()).clamp(0.1, 10.0)
+        w = w * ratio**mase
+    return w / w.mean()
+
+
 def _swap_in(
     params: list[torch.nn.Parameter], values: list[torch.Tensor] | None
 ) -> list[torch.Tensor] | None:
@@ -506,4 +544,5 @@ __all__ = [
     "set_seed",
     "timed_fit",
     "training_summary",
+    "window_weights",
 ]

@@ -141,7 +141,8 @@ def test_backtest_json(app: typer.Typer, table: Path, tmp_path: Path) -> None:
     out = json.loads(res.stdout)
     assert set(out) == {
         "seasonal_naive",
-        "seasonal_naive_point",
+        "seasonal_naive_band",
+        "zero",
         "moving_average",
         "exp_smoothing",
         "seasonal_quantiles",

@@ -14,7 +14,8 @@ from models.baselines import (
     MovingAverage,
     SeasonalEmpiricalQuantiles,
     SeasonalNaive,
-    SeasonalNaivePoint,
+    SeasonalNaiveBand,
+    ZeroForecast,
 )
 from models.data import Panel
 from models.exceptions import ModelError, NotFittedError
@@ -33,7 +34,8 @@ def _transformer(backbone: str) -> Callable[[], Forecaster]:
 
 FACTORIES: dict[str, Callable[[], Forecaster]] = {
     "seasonal_naive": lambda: SeasonalNaive(7),
-    "seasonal_naive_point": lambda: SeasonalNaivePoint(7),
+    "seasonal_naive_band": lambda: SeasonalNaiveBand(7),
+    "zero": lambda: ZeroForecast(7),
     "moving_average": lambda: MovingAverage(14, 7),
     "exp_smoothing": lambda: ExponentialSmoothing(7),
     "seasonal_quantiles": lambda: SeasonalEmpiricalQuantiles(7, 8),
@@ -108,8 +110,28 @@ def test_seasonal_baselines_follow_the_week(panel: Panel) -> None:
     """On a strictly weekly series the seasonal baselines forecast the week exactly."""
     week = np.array([5.0, 3, 2, 4, 6, 0, 1])
     p = Panel(["a"], panel.index, "D", np.tile(week, 10)[None, :], np.ones((1, 70), bool))
-    for f in (SeasonalNaive(7), SeasonalNaivePoint(7), SeasonalEmpiricalQuantiles(7, 8)):
+    for f in (SeasonalNaive(7), SeasonalNaiveBand(7), SeasonalEmpiricalQuantiles(7, 8)):
         q = f.fit(p).predict(p, 14)
         start = 70 % 7
         expected = np.tile(np.roll(week, -start), 2)
         np.testing.assert_allclose(q[0, :, len(f.quantile_levels) // 2], expected)
+
+
+def test_seasonal_naive_reference_is_a_point_forecast(panel: Panel) -> None:
+    """The skill reference puts every quantile on the seasonal-naive value (WQL = WAPE);
+    the band variant has the same median but a spread; the zero forecast is all zeros."""
+    from models import metrics
+
+    hist = panel.slice(0, panel.length - H)
+    actual = panel.target[:, panel.length - H :]
+    point = SeasonalNaive(7).fit(hist).predict(hist, H)
+    assert (point == point[..., :1]).all()
+    expected = np.where(hist.observed, hist.target, 0.0)[:, -7:][:, np.arange(H) % 7]
+    np.testing.assert_allclose(point[..., 0], np.clip(expected, 0, None))
+    levels = SeasonalNaive(7).quantile_levels
+    assert metrics.wql(actual, point, levels) == pytest.approx(metrics.wape(actual, point[..., 0]))
+    band = SeasonalNaiveBand(7).fit(hist).predict(hist, H)
+    assert (band[..., -1] - band[..., 0]).max() > 0
+    zero = ZeroForecast(7).fit(hist).predict(hist, H)
+    assert zero.shape == point.shape and not zero.any()
+    assert metrics.wql(actual, zero, levels) == pytest.approx(1.0)

@@ -173,3 +173,38 @@ def test_short_history_is_masked_not_an_error(tiny: DemandcastForecaster) -> Non
         q = tiny(**x).quantiles
     assert q is not None and torch.isfinite(q).all()
     assert np.all(q.numpy() >= 0)
+
+
+@pytest.mark.parametrize("lags", [2, 0])
+def test_batch_shared_covariates_take_the_same_path(lags: int) -> None:
+    """Covariates broadcast over the batch (stride 0, as the pipeline's inference batches
+    pass the calendar) are embedded once: same quantiles as the materialised tensor."""
+    cfg = DemandcastConfig(
+        context_length=14,
+        prediction_length=10,  # not a multiple of the patch: the future tokens are padded
+        patch_length=7,
+        d_model=16,
+        num_layers=1,
+        num_heads=2,
+        ffn_dim=32,
+        num_covariates=3,
+        seasonal_lags=lags,
+    )
+    torch.manual_seed(0)
+    model = DemandcastForecaster(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    x = _inputs(cfg, batch=6)
+    x["past_values"] = x["past_values"] * torch.arange(1, 7)[:, None]
+    x["past_observed_mask"][0, :5] = 0.0
+    row = torch.rand(1, cfg.context_length + cfg.prediction_length, 3)
+    expanded = row.expand(6, -1, -1)
+    assert expanded.stride(0) == 0
+    with torch.inference_mode():
+        fast = model(**dict(x, covariates=expanded)).quantiles
+        slow = model(**dict(x, covariates=expanded.contiguous())).quantiles
+    assert fast is not None and slow is not None
+    assert fast.shape == (6, 10, len(cfg.quantile_levels))
+    assert (fast[1:] - fast[:1]).abs().max() > 1e-3  # the rows do differ
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)

@@ -10,13 +10,13 @@ import torch
 from transformers import GPT2Config, GPT2Model
 
 from models.backtest import score
-from models.baselines import SeasonalNaive
+from models.baselines import SeasonalNaive, SeasonalNaiveBand
 from models.config import DemandcastConfig
 from models.data import Panel, panel_from_frame, read_uci_log, uci_to_long
 from models.exceptions import CovariateError, InputError
 from models.metrics import seasonal_naive_scale
 from models.modeling import DemandcastForecaster, load_gpt2_weights
-from models.pipeline import TrainingConfig, TransformerForecaster, resolve_device
+from models.pipeline import TrainingConfig, TransformerForecaster, resolve_device, window_weights
 
 from .conftest import small_transformer
 
@@ -53,8 +53,11 @@ def test_trained_briefly_on_real_data_beats_seasonal_naive(uci_slice: Path) -> N
     naive = score(
         actual, SeasonalNaive(7).fit(history).predict(history, h), model.quantile_levels, scale
     )
+    band = score(
+        actual, SeasonalNaiveBand(7).fit(history).predict(history, h), model.quantile_levels, scale
+    )
     assert ours["mase"] < naive["mase"]
-    assert ours["wql"] < naive["wql"]
+    assert ours["wql"] < min(naive["wql"], band["wql"])
 
 
 def test_gpt2_backbone_end_to_end(panel: Panel, tmp_path: Path) -> None:
@@ -132,6 +135,23 @@ def test_training_is_reproducible_and_seed_matters(panel: Panel) -> None:
     other.training.seed = 1
     c = other.fit(panel, 7).predict(panel, 7, fut)
     assert np.abs(a - c).max() > 0
+
+
+def test_window_weights() -> None:
+    """Volume and MASE-alignment weights: mean 1, ``None`` when off, and the MASE factor
+    up-weights the window whose seasonal-naive MAE is small relative to its level."""
+    mask = torch.ones(3, 28)
+    steady = torch.tensor([4.0, 4, 4, 4, 4, 0, 4] * 4)  # level ~3.4, snaive MAE 0
+    noisy = torch.tensor([0.0, 8, 0, 8, 0, 0, 8] * 2 + [8.0, 0, 8, 0, 0, 0, 0] * 2)
+    small = steady / 4
+    past = torch.stack([steady, noisy, small])
+    assert window_weights(past, mask, 7, 0.0, 0.0) is None
+    vol = window_weights(past, mask, 7, 1.0, 0.0)
+    assert vol is not None and float(vol.mean()) == pytest.approx(1.0)
+    assert vol[0] > vol[2] and vol[0] / vol[2] == pytest.approx(4.0, rel=1e-2)
+    mase = window_weights(past, mask, 7, 0.0, 1.0)
+    assert mase is not None and float(mase.mean()) == pytest.approx(1.0)
+    assert mase[0] > mase[1] and mase[2] > mase[1]
 
 
 def test_too_short_table_is_an_error() -> None:
