@@ -362,6 +362,8 @@ class WorkerStats:
     restock_alerts: int = 0
     pricing_alerts: int = 0
     last_latency_s: float = 0.0
+    waited_s: float = 0.0
+    """Summed over windows: from a window's ``closed_at`` to the start of its forecast."""
     busy_s: float = 0.0
     """Seconds spent forecasting (reading features, the model, publishing)."""
     phases: dict[str, float] = field(
@@ -381,6 +383,7 @@ class WorkerStats:
             "restock_alerts": self.restock_alerts,
             "pricing_alerts": self.pricing_alerts,
             "last_latency_s": round(self.last_latency_s, 4),
+            "waited_s": round(self.waited_s, 4),
             "busy_s": round(self.busy_s, 4),
         }
 
@@ -505,6 +508,7 @@ class ForecastWorker:
     def forecast_window(self, work: WindowWork) -> int:
         """Forecast every SKU of ``work``, publish, evaluate alerts; return the forecasts."""
         started = time.monotonic()
+        self.stats.waited_s += max(0.0, (datetime.now(UTC) - work.closed_at).total_seconds())
         model = self.holder.current  # one read: a reload meanwhile does not affect this batch
         skus = sorted(work.skus)
         forecasts = 0
