@@ -197,6 +197,14 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
         top: Annotated[
             int | None, typer.Option("--top", help="Keep the N SKUs with most units")
         ] = None,
+        from_log_start: Annotated[
+            bool,
+            typer.Option(
+                "--from-log-start",
+                help="Every SKU from the log's first period (zeros before its first sale), "
+                "not from its first sale",
+            ),
+        ] = False,
     ) -> None:
         """Turn an order log into a long table series_id,timestamp,target,price_rel,shop_open."""
         from models.data import read_uci_log, uci_to_long, write_long_table
@@ -204,7 +212,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
         if fmt.lower() != "uci":
             raise _fail(ValueError(f"unknown log format {fmt!r}; supported: uci"))
         try:
-            table = uci_to_long(read_uci_log(file), freq, top)
+            table = uci_to_long(read_uci_log(file), freq, top, from_log_start)
             write_long_table(table, out)
         except DemandcastError as exc:
             raise _fail(exc) from None

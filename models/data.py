@@ -132,15 +132,18 @@ def read_uci_log(path: str | Path) -> pd.DataFrame:
     return clean_uci_lines(raw)
 
 
-def uci_to_long(lines: pd.DataFrame, freq: str = "D", top: int | None = None) -> pd.DataFrame:
+def uci_to_long(
+    lines: pd.DataFrame, freq: str = "D", top: int | None = None, from_log_start: bool = False
+) -> pd.DataFrame:
     """Aggregate cleaned UCI lines to a long table of units per SKU and period.
 
     Columns: ``series_id, timestamp, target, price_rel, shop_open`` where ``price_rel`` is
     the period's mean unit price over the SKU's median unit price (1.0 on periods without
     sales: the reference price is assumed) and ``shop_open`` is 1 when the whole shop sold
-    anything in the period. Every SKU has a row for every period from its first sale to the
-    end of the log; periods without sales are zeros. ``top`` keeps the ``top`` SKUs with most
-    units (ties broken by code).
+    anything in the period. Every SKU has a row for every period from its first sale (or,
+    with ``from_log_start``, from the log's first period) to the end of the log; periods
+    without sales are zeros. ``top`` keeps the ``top`` SKUs with most units (ties broken by
+    code).
     """
     if lines.empty:
         raise DataError("no product sales left after cleaning; is this a UCI order log?")
@@ -162,7 +165,7 @@ def uci_to_long(lines: pd.DataFrame, freq: str = "D", top: int | None = None) ->
     frames = []
     for sku, group in agg.groupby(level=0, sort=True):
         g = group.droplevel(0)
-        idx = periods[periods >= g.index.min()]
+        idx = periods if from_log_start else periods[periods >= g.index.min()]
         g = g.reindex(idx)
         price = (g["revenue"] / g["target"]) / float(ref[sku])
         frames.append(

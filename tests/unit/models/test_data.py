@@ -81,6 +81,10 @@ def test_uci_to_long_table(log_file: Path) -> None:
     assert long[long["series_id"] == "85123A"]["shop_open"].tolist() == [1.0, 0.0, 1.0, 1.0]
     top = uci_to_long(lines, "D", top=1)
     assert set(top["series_id"]) == {"85123A"}
+    whole = uci_to_long(lines, "D", from_log_start=True)
+    cake = whole[whole["series_id"] == "22423"]
+    assert cake["target"].tolist() == [0.0, 0.0, 2.0, 0.0]  # zeros before its first sale
+    assert cake["price_rel"].tolist()[:2] == [1.0, 1.0]
 
 
 def test_long_table_round_trip(log_file: Path, tmp_path: Path) -> None:
