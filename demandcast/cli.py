@@ -155,12 +155,14 @@ def forecaster_cmd(
     import logging
 
     from streams.forecaster import ForecastWorker
+    from streams.processes import quiet_collector
 
     settings = get_settings()
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     worker = ForecastWorker(settings)
+    quiet_collector()  # every window allocates many short-lived objects
     console.print(
         f"forecast worker: serving model {worker.holder.current.version}, "
         f"reading {settings.topic_windows_closed}"

@@ -151,7 +151,8 @@ def _add_ingest_agent(
 def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     """Run the stream worker until SIGINT/SIGTERM (creates the topics first)."""
     import asyncio
-    import gc
+
+    from streams.processes import quiet_collector
 
     try:
         import uvloop
@@ -165,11 +166,6 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
 
     ensure_topics(settings)
     app = build_app(settings)
-    # Ingestion allocates millions of short-lived objects (decoded events, plans); the
-    # long-lived ones (Faust, aiokafka, modules) are frozen out of the collector's scans
-    # and young collections run 100 times less often.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(70_000, 20, 50)
+    quiet_collector()  # ingestion allocates millions of short-lived objects
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -195,7 +195,7 @@ def bench_latency(
         "coalesced": int(fc_stats.get("coalesced", 0)),
         "forecaster_seconds": {
             name: round(float(fc_stats.get(f"{name}_s", 0.0)), 3)
-            for name in ("waited", "read", "model", "publish", "alerts")
+            for name in ("waited", "read", "inputs", "model", "publish", "alerts")
         },
         "model_versions": sorted(seen.get("versions", ())),
         "forecaster_rss_mb": forecaster_rss,

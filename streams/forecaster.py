@@ -367,10 +367,12 @@ class WorkerStats:
     busy_s: float = 0.0
     """Seconds spent forecasting (reading features, the model, publishing)."""
     phases: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(("read", "model", "publish", "alerts"), 0.0)
+        default_factory=lambda: dict.fromkeys(("read", "inputs", "model", "publish", "alerts"), 0.0)
     )
-    """Of ``busy_s``: seconds reading the store, in the model, building and publishing the
-    forecasts, and evaluating the alert rules."""
+    """Of ``busy_s``: seconds waiting for the store (its reads run a batch ahead, on a
+    thread, so only the first batch of a window waits for all of its read), building the
+    model inputs, in the model, building and publishing the forecasts, and evaluating the
+    alert rules."""
 
     def as_dict(self) -> dict[str, float | int]:
         return {
@@ -436,6 +438,7 @@ class ForecastWorker:
         self.stats = WorkerStats()
         self.prefix = f"{settings.redis_prefix}:fc:"
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latest-forecasts")
+        self._reader_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
         self._writes: list[Future[Any]] = []
 
     def _finish_writes(self) -> None:
@@ -451,6 +454,7 @@ class ForecastWorker:
     def close(self) -> None:
         self._finish_writes()
         self._writer.shutdown()
+        self._reader_thread.shutdown()
         self.producer.flush(30)
         self.consumer.close()
         self.redis.close()
@@ -508,20 +512,49 @@ class ForecastWorker:
     def forecast_window(self, work: WindowWork) -> int:
         """Forecast every SKU of ``work``, publish, evaluate alerts; return the forecasts."""
         started = time.monotonic()
-        self.stats.waited_s += max(0.0, (datetime.now(UTC) - work.closed_at).total_seconds())
+        waited = max(0.0, (datetime.now(UTC) - work.closed_at).total_seconds())
+        self.stats.waited_s += waited
         model = self.holder.current  # one read: a reload meanwhile does not affect this batch
         skus = sorted(work.skus)
         forecasts = 0
-        batch = self.settings.forecast_batch_skus
-        for lo in range(0, len(skus), batch):
-            forecasts += self._forecast_skus(model, work, skus[lo : lo + batch])
+        size = self.settings.forecast_batch_skus
+        batches = [skus[lo : lo + size] for lo in range(0, len(skus), size)]
+        # the store is read one batch ahead, on a thread: Redis and the model overlap
+        ahead = self._reader_thread.submit(self._read_inputs, model, work, batches[0])
+        for i, batch in enumerate(batches):
+            t0 = time.perf_counter()
+            inputs = ahead.result()
+            self.stats.phases["read"] += time.perf_counter() - t0
+            if i + 1 < len(batches):
+                ahead = self._reader_thread.submit(self._read_inputs, model, work, batches[i + 1])
+            forecasts += self._forecast_skus(model, work, batch, inputs)
         latency = (datetime.now(UTC) - work.closed_at).total_seconds()
+        log.info(
+            "window ending %s: %d SKUs forecast %.3fs after it closed (started after %.3fs)",
+            work.window.end.isoformat(),
+            len(skus),
+            latency,
+            waited,
+        )
         self.stats.busy_s += time.monotonic() - started
         self.stats.windows += 1
         self.stats.last_latency_s = latency
         return forecasts
 
-    def _forecast_skus(self, model: ServingModel, work: WindowWork, skus: list[str]) -> int:
+    def _read_inputs(self, model: ServingModel, work: WindowWork, skus: list[str]) -> _Inputs:
+        """Everything one batch needs from Redis: features, state and the alert memory."""
+        end_day = day_floor(work.window.end)
+        start_day = end_day - model.context_length * DAY
+        arrays, state = self.reader.window_inputs(skus, start_day, end_day, at=work.window.end)
+        pipe = self.redis.pipeline(transaction=False)
+        for name in ("restock", "expect", "deviations"):
+            pipe.hmget(self._key(name), skus)
+        open_raw, expect_raw, hist_raw = pipe.execute()
+        return _Inputs(arrays, state, open_raw, expect_raw, hist_raw)
+
+    def _forecast_skus(
+        self, model: ServingModel, work: WindowWork, skus: list[str], inputs: _Inputs
+    ) -> int:
         import pandas as pd
 
         from models.data import Panel
@@ -530,7 +563,7 @@ class ForecastWorker:
         t0 = time.perf_counter()
         end_day = day_floor(work.window.end)
         start_day = end_day - model.context_length * DAY
-        arrays, state = self.reader.window_inputs(skus, start_day, end_day, at=work.window.end)
+        arrays, state = inputs.arrays, inputs.state
         units = arrays.metric("units")
         seen = np.cumsum(units > 0, axis=1) > 0
         index = pd.date_range(start_day.replace(tzinfo=None), periods=units.shape[1], freq="D")
@@ -574,8 +607,8 @@ class ForecastWorker:
         self.producer.poll(0)
         self.stats.forecasts += len(payloads)
         t3 = time.perf_counter()
-        self._alerts(model, work, skus, quantiles, baseline_median, units, state)
-        phases["read"] += t1 - t0
+        self._alerts(model, work, skus, quantiles, baseline_median, units, inputs)
+        phases["inputs"] += t1 - t0
         phases["model"] += t2 - t1
         phases["publish"] += t3 - t2
         phases["alerts"] += time.perf_counter() - t3
@@ -662,7 +695,7 @@ class ForecastWorker:
         quantiles: np.ndarray,
         baseline_median: np.ndarray | None,
         units: np.ndarray,
-        state: dict[str, dict[str, Any]],
+        inputs: _Inputs,
     ) -> None:
         """Restock and pricing rules for the SKUs of one batch (see :mod:`streams.alerts`).
 
@@ -679,9 +712,12 @@ class ForecastWorker:
             created=datetime.now(UTC),
             weights=[quantile_column(model.quantile_levels, q) for q in (0.1, 0.5, 0.9)],
         )
-        open_raw = self.redis.hmget(self._key("restock"), skus)
-        expect_raw = self.redis.hmget(self._key("expect"), skus)
-        hist_raw = self.redis.hmget(self._key("deviations"), skus)
+        state, open_raw, expect_raw, hist_raw = (
+            inputs.state,
+            inputs.open_raw,
+            inputs.expect_raw,
+            inputs.hist_raw,
+        )
         restock = self._restock_candidates(ctx, skus, quantiles, state, open_raw)
         pipe = self.redis.pipeline(transaction=False)
         for i, sku in enumerate(skus):
@@ -867,6 +903,17 @@ class ForecastWorker:
 
     def _publish(self, topic: str, sku: str, payload: bytes) -> None:
         self.producer.produce(topic, key=sku.encode(), value=payload)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What one batch of SKUs read from Redis (see ``ForecastWorker._read_inputs``)."""
+
+    arrays: Any
+    state: dict[str, dict[str, Any]]
+    open_raw: list[Any]
+    expect_raw: list[Any]
+    hist_raw: list[Any]
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,11 @@ class Settings(BaseSettings):
         description="Windows ending at or before this UTC time are skipped (a history backfill)",
     )
     forecast_batch_skus: int = Field(
-        4096, ge=1, le=1_000_000, description="SKUs per model batch in the forecast worker"
+        1024,
+        ge=1,
+        le=1_000_000,
+        description="SKUs per batch in the forecast worker (the next batch is read from "
+        "Redis while the model runs this one)",
     )
     forecast_cpu_threads: int = Field(
         1,
