@@ -144,13 +144,12 @@ def bench_ingest(
     import tempfile
 
     import redis
-    from confluent_kafka.admin import AdminClient
 
     from streams.check import compare, recompute
     from streams.features import KeyLayout
     from streams.replay import load_events, produce_events
     from streams.store import FeatureReader
-    from streams.topics import ensure_topics, stream_topics
+    from streams.topics import ensure_topics, remove_namespace, stream_topics
 
     log = log or DEFAULT_LOG
     tag = uuid.uuid4().hex[:8]
@@ -184,10 +183,7 @@ def bench_ingest(
         stats = {k.decode(): int(v) for k, v in raw_stats.items()}
     finally:
         if not keep:
-            keys = list(client.scan_iter(match=f"{s.redis_prefix}:*", count=10_000))
-            for i in range(0, len(keys), 10_000):
-                client.delete(*keys[i : i + 10_000])
-            AdminClient(s.kafka_client_config()).delete_topics(list(stream_topics(s)))
+            remove_namespace(s, client, stream_topics(s))
         client.close()
     return {
         "events": n,

@@ -99,7 +99,7 @@ def bench_latency(
     from streams.forecaster import serving_device
     from streams.processes import ChildProcess
     from streams.replay import produce_events
-    from streams.topics import ensure_topics
+    from streams.topics import ensure_topics, remove_namespace
 
     s = settings.namespaced(f"lat-{uuid.uuid4().hex[:8]}").model_copy(
         update={"forecast_max_pending_windows": 2, "grace_seconds": 0}
@@ -169,6 +169,7 @@ def bench_latency(
         forecaster.stop()
         stream.stop()
     fc_stats = _hash(client, f"{s.redis_prefix}:fc:stats")
+    remove_namespace(s, client, s.all_topics())
     client.close()
     closed_at: dict[tuple[datetime, str], float] = seen.get("closed_at", {})
     arrivals: dict[datetime, list[tuple[str, float]]] = seen.get("arrivals", {})

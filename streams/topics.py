@@ -71,3 +71,14 @@ def take(consumer: Any, max_messages: int, timeout_s: float) -> list[Any]:
     if first is None:
         return []
     return [first, *consumer.consume(max_messages - 1, 0)] if max_messages > 1 else [first]
+
+
+def remove_namespace(settings: Settings, client: Any, topics: Iterable[str]) -> None:
+    """Delete a run's own Redis keys (``{redis_prefix}:*``) and ``topics``: what a benchmark
+    made under :meth:`Settings.namespaced` leaves behind otherwise."""
+    from confluent_kafka.admin import AdminClient
+
+    keys = list(client.scan_iter(match=f"{settings.redis_prefix}:*", count=10_000))
+    for i in range(0, len(keys), 10_000):
+        client.delete(*keys[i : i + 10_000])
+    AdminClient(settings.kafka_client_config()).delete_topics(list(topics))
