@@ -152,6 +152,9 @@ Op = list[Any]
 
 - ``["H", key, ttl, [f1, d1, f2, d2, ...]]``: add integers to hash fields; a new key gets
   the TTL (a bucket's period is fixed, so its retention counts from its first write);
+- ``["M", key, ttl, [f1, d1, ...], [g1, v1, ...]]``: a bucket hash: add the integers ``d``
+  to the fields ``f`` and keep the maximum of each ``g`` and ``v``, in one read and one
+  write of the hash; a new key gets the TTL;
 - ``["X", key, [f1, v1, ...]]``: keep the maximum of each field;
 - ``["V", key, vfield, version, [f1, v1, ...]]``: set the fields if ``version`` is newer
   than the one stored in ``vfield`` (then the stored version becomes ``version``);
@@ -366,13 +369,14 @@ def plan_batch(
                 fields += (fname, value)
         if a[_PMAX] >= 0:
             daily_max.setdefault(key, []).extend((_DAY_FIELDS[_PMAX][dd], a[_PMAX]))
-    for table, ttl in ((hourly, retention.hourly_s), (daily, retention.daily_s)):
-        for key, fields in table.items():
-            if fields:
-                ops.append(["H", key, ttl, fields])
-    for table in (hourly_max, daily_max):
-        for key, fields in table.items():
-            ops.append(["X", key, fields])
+    for sums, maxima, ttl in (
+        (hourly, hourly_max, retention.hourly_s),
+        (daily, daily_max, retention.daily_s),
+    ):
+        for key, fields in sums.items():
+            highs = maxima.get(key, [])
+            if fields or highs:
+                ops.append(["M", key, ttl, fields, highs])
     for key, slots in series.items():
         ops.append(["B", key, retention.daily_s, slots])
     for sku, (t, eid, price) in prices.items():

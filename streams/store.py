@@ -78,6 +78,27 @@ for _, op in ipairs(plan.o) do
     local f = op[4]
     for j = 1, #f, 2 do redis.call('HINCRBY', key, f[j], f[j + 1]) end
     if op[3] > 0 then redis.call('EXPIRE', key, op[3], 'NX') end
+  elseif code == 'M' then
+    local sums, highs, names = op[4], op[5], {}
+    for j = 1, #sums, 2 do names[#names + 1] = sums[j] end
+    for j = 1, #highs, 2 do names[#names + 1] = highs[j] end
+    local cur = redis.call('HMGET', key, unpack(names))
+    local out, k = {}, 0
+    for j = 1, #sums, 2 do
+      k = k + 1
+      out[#out + 1] = sums[j]
+      out[#out + 1] = string.format('%d', (tonumber(cur[k]) or 0) + sums[j + 1])
+    end
+    for j = 1, #highs, 2 do
+      k = k + 1
+      local old = tonumber(cur[k])
+      if (not old) or old < highs[j + 1] then
+        out[#out + 1] = highs[j]
+        out[#out + 1] = string.format('%d', highs[j + 1])
+      end
+    end
+    if #out > 0 then redis.call('HSET', key, unpack(out)) end
+    if op[3] > 0 then redis.call('EXPIRE', key, op[3], 'NX') end
   elseif code == 'X' then
     local f = op[3]
     for j = 1, #f, 2 do
@@ -377,6 +398,16 @@ class MemorySink:
                 f = op[3]
                 for j in range(0, len(f), 2):
                     h[f[j]] = str(int(h.get(f[j], "0")) + int(f[j + 1]))
+                if op[2] > 0:
+                    self.ttls.setdefault(key, op[2])
+            elif code == "M":
+                h = self.hashes.setdefault(key, {})
+                f, g = op[3], op[4]
+                for j in range(0, len(f), 2):
+                    h[f[j]] = str(int(h.get(f[j], "0")) + int(f[j + 1]))
+                for j in range(0, len(g), 2):
+                    if g[j] not in h or int(h[g[j]]) < int(g[j + 1]):
+                        h[g[j]] = str(int(g[j + 1]))
                 if op[2] > 0:
                     self.ttls.setdefault(key, op[2])
             elif code == "X":

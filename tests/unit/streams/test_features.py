@@ -24,15 +24,20 @@ def inc(events, topic="orders", partition=0):
 
 
 def sums(plan):
-    """Fold the plan's H and X operations into {(key, field): value}."""
+    """Fold the plan's H, M and X operations into {(key, field): value}."""
     out = {}
     for op in plan.ops:
-        if op[0] == "H":
-            for f, v in zip(op[3][::2], op[3][1::2], strict=True):
-                out[(op[1], f)] = out.get((op[1], f), 0) + v
+        added, highs = [], []
+        if op[0] in ("H", "M"):
+            added = op[3]
+        if op[0] == "M":
+            highs = op[4]
         elif op[0] == "X":
-            for f, v in zip(op[2][::2], op[2][1::2], strict=True):
-                out[("max", op[1], f)] = v
+            highs = op[2]
+        for f, v in zip(added[::2], added[1::2], strict=True):
+            out[(op[1], f)] = out.get((op[1], f), 0) + v
+        for f, v in zip(highs[::2], highs[1::2], strict=True):
+            out[("max", op[1], f)] = v
     return out
 
 
