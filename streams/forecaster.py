@@ -516,6 +516,9 @@ class ForecastWorker:
         self.stats.waited_s += waited
         model = self.holder.current  # one read: a reload meanwhile does not affect this batch
         skus = sorted(work.skus)
+        if not skus:  # nothing changed: nothing to forecast, the window still counts
+            self.stats.windows += 1
+            return 0
         forecasts = 0
         size = self.settings.forecast_batch_skus
         batches = [skus[lo : lo + size] for lo in range(0, len(skus), size)]
