@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 
 DAY = timedelta(days=1)
 BASELINE_VERSION = "baseline-seasonal-quantiles"
+SETTLE_AFTER_S = 2.0
+"""The longest the worker goes on forecasting without settling (flush and commit)."""
 MIN_HISTORY_DAYS_FOR_PRICING = 14
 """Pricing alerts wait until a SKU has sold for two weeks: before that its forecast
 interval rests on too little history to call demand outside it a surge or a slump."""
@@ -439,6 +441,8 @@ class ForecastWorker:
         self.prefix = f"{settings.redis_prefix}:fc:"
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latest-forecasts")
         self._reader_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+        self._unsettled_since: float | None = None
+        """When the oldest work not yet settled (acknowledged and committed) was taken."""
         self._writes: list[Future[Any]] = []
 
     def _finish_writes(self) -> None:
@@ -452,6 +456,8 @@ class ForecastWorker:
         return f"{self.prefix}{name}"
 
     def close(self) -> None:
+        if self._unsettled_since is not None:
+            self.settle()
         self._finish_writes()
         self._writer.shutdown()
         self._reader_thread.shutdown()
@@ -470,9 +476,22 @@ class ForecastWorker:
                 return
 
     def step(self, max_messages: int = 2000, timeout_s: float = 0.5) -> int:
-        """Take what is pending, forecast it, publish; return the windows forecast."""
+        """Take what is pending, forecast it, publish; return the windows forecast.
+
+        Offsets are committed only after everything published before is acknowledged
+        (:meth:`settle`). That happens when nothing more is pending, or at least every
+        ``SETTLE_AFTER_S``, not after every step: the next window's forecasts do not wait
+        for the broker's acknowledgements of the last one's.
+        """
         self.holder.check_pointer()
-        messages = take(self.consumer, max_messages, timeout_s)
+        unsettled = self._unsettled_since is not None
+        messages = take(
+            self.consumer, max_messages, min(timeout_s, 0.05) if unsettled else timeout_s
+        )
+        if not messages:
+            if unsettled:
+                self.settle()
+            return 0
         closes: list[WindowClosed] = []
         consumed = 0
         for msg in messages:
@@ -493,20 +512,26 @@ class ForecastWorker:
         kept = backfill_filter(closes, self.settings.forecast_after)
         self.stats.skipped += len(closes) - len(kept)
         closes = kept
-        if not closes:
-            if consumed:
-                self.consumer.commit(asynchronous=False)
-            return 0
         works, coalesced = plan_windows(closes, self.settings.forecast_max_pending_windows)
         self.stats.closes += len(closes)
         self.stats.coalesced += coalesced
         for work in works:
             self.forecast_window(work)
+        if consumed and self._unsettled_since is None:
+            self._unsettled_since = time.monotonic()
+        since = self._unsettled_since
+        if since is not None and time.monotonic() - since > SETTLE_AFTER_S:
+            self.settle()
+        return len(works)
+
+    def settle(self) -> None:
+        """Wait until every forecast and alert so far is on the broker and the latest
+        forecasts are in Redis, then commit the consumed offsets (at least once)."""
         self._finish_writes()
         self.producer.flush(60)
         self.consumer.commit(asynchronous=False)
         self.redis.hset(self._key("stats"), mapping=dict(self.stats.as_dict()))  # type: ignore[arg-type]
-        return len(works)
+        self._unsettled_since = None
 
     # --- one window ------------------------------------------------------------------
     def forecast_window(self, work: WindowWork) -> int:
