@@ -825,12 +825,8 @@ class ForecastWorker:
         if transition is None:
             return
         alert = RestockAlert(
-            alert_id=alert_id(f"restock-{transition}", sku, ctx.window),
-            sku=sku,
+            **ctx.header(f"restock-{transition}", sku),
             status="open" if transition == "open" else "resolved",
-            window=ctx.window,
-            model_version=ctx.model.version,
-            created_at=ctx.created,
             service_level=s.restock_service_level,
             demand_over_lead_time=assessment.demand_over_lead_time,
             lead_time_days=st["lead_time_days"] or 0.0,
@@ -873,12 +869,8 @@ class ForecastWorker:
             recent = history[-n:]
             side = "above" if kind == "surge" else "below"
             alert = PricingAlert(
-                alert_id=alert_id(f"pricing-{kind}", sku, ctx.window),
-                sku=sku,
+                **ctx.header(f"pricing-{kind}", sku),
                 kind="surge" if kind == "surge" else "slump",
-                window=ctx.window,
-                model_version=ctx.model.version,
-                created_at=ctx.created,
                 observed=[d.observed for d in recent],
                 forecast_median=[d.median for d in recent],
                 interval_lower=[d.lower for d in recent],
@@ -906,12 +898,8 @@ class ForecastWorker:
         if realised is None:
             return
         alert = PricingAlert(
-            alert_id=alert_id("pricing-promo", sku, ctx.window),
-            sku=sku,
+            **ctx.header("pricing-promo", sku),
             kind="promo_lift_off_plan",
-            window=ctx.window,
-            model_version=ctx.model.version,
-            created_at=ctx.created,
             observed=[observed],
             forecast_median=[expected.median],
             interval_lower=[expected.lower],
@@ -952,6 +940,16 @@ class _AlertContext:
     created: datetime
     weights: list[np.ndarray]
     """Interpolation weights of the 0.1, 0.5 and 0.9 quantiles."""
+
+    def header(self, kind: str, sku: str) -> dict[str, Any]:
+        """The fields every alert of this window carries: id, SKU, window, model, time."""
+        return {
+            "alert_id": alert_id(kind, sku, self.window),
+            "sku": sku,
+            "window": self.window,
+            "model_version": self.model.version,
+            "created_at": self.created,
+        }
 
 
 @dataclass(frozen=True)
