@@ -95,16 +95,28 @@ class KeyLayout:
         return f"{self.prefix}:fd:{sku}:{month}"
 
     def daily_series(self, sku: str, year: str) -> str:
-        return f"{self.prefix}:dy:{sku}:{year}"
+        return f"{self.daily_series_prefix}{sku}:{year}"
+
+    @property
+    def daily_series_prefix(self) -> str:
+        return f"{self.prefix}:dy:"
 
     def state(self, sku: str) -> str:
-        return f"{self.prefix}:s:{sku}"
+        return f"{self.state_prefix}{sku}"
+
+    @property
+    def state_prefix(self) -> str:
+        return f"{self.prefix}:s:"
 
     def promotion(self, promotion_id: str) -> str:
         return f"{self.prefix}:pr:{promotion_id}"
 
     def promotions_of_sku(self, sku: str) -> str:
-        return f"{self.prefix}:prs:{sku}"
+        return f"{self.promotions_of_sku_prefix}{sku}"
+
+    @property
+    def promotions_of_sku_prefix(self) -> str:
+        return f"{self.prefix}:prs:"
 
     def promotions_of_category(self, category: str) -> str:
         return f"{self.prefix}:prc:{category}"

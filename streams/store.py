@@ -673,12 +673,12 @@ class FeatureReader:
         grid = _Grid.of(start, end, "D", SERIES_METRICS)
         if self._series_script is None:
             self._series_script = self.client.register_script(SERIES_LUA)
-        head: list[str | int] = [self.layout.daily_series("S", "Y")[: -len("S:Y")]]
+        head: list[str | int] = [self.layout.daily_series_prefix]
         ranges = grid.series_ranges()
         head.append(len(ranges))
         for year, first, last in ranges:
             head += [year, first, last]
-        head += [self.layout.state("S")[:-1], self.layout.promotions_of_sku("S")[:-1]]
+        head += [self.layout.state_prefix, self.layout.promotions_of_sku_prefix]
         pipe = self.client.pipeline(transaction=False)
         for lo in range(0, len(skus), self.script_skus):
             part = skus[lo : lo + self.script_skus]
