@@ -11,6 +11,9 @@ consumption. Each loop it
 4. runs the serving model in batches (GPU when present) and publishes one ``Forecast`` per
    SKU to ``forecasts`` keyed by SKU, keeping the latest per SKU in Redis too;
 5. evaluates restock and pricing rules and publishes their alerts;
+   the messages of different input partitions arrive in no particular order, so a SKU's
+   window older than one already forecast for it (``{prefix}:fc:newest``) still gets its
+   ``Forecast`` but neither replaces the latest one nor moves its alerts back in time;
 6. commits the consumed offsets only after everything is published (at least once).
 
 The serving model is held by :class:`ModelHolder`: a ``ModelUpdate`` or a changed champion
@@ -363,6 +366,9 @@ class WorkerStats:
     coalesced: int = 0
     restock_alerts: int = 0
     pricing_alerts: int = 0
+    superseded: int = 0
+    """Forecasts of a SKU for a window older than one already forecast for it: published,
+    but kept out of the latest forecasts and the alert rules."""
     last_latency_s: float = 0.0
     waited_s: float = 0.0
     """Summed over windows: from a window's ``closed_at`` to the start of its forecast."""
@@ -386,6 +392,7 @@ class WorkerStats:
             "coalesced": self.coalesced,
             "restock_alerts": self.restock_alerts,
             "pricing_alerts": self.pricing_alerts,
+            "superseded": self.superseded,
             "last_latency_s": round(self.last_latency_s, 4),
             "waited_s": round(self.waited_s, 4),
             "busy_s": round(self.busy_s, 4),
@@ -575,10 +582,12 @@ class ForecastWorker:
         start_day = end_day - model.context_length * DAY
         arrays, state = self.reader.window_inputs(skus, start_day, end_day, at=work.window.end)
         pipe = self.redis.pipeline(transaction=False)
-        for name in ("restock", "expect", "deviations"):
+        for name in ("newest", "restock", "expect", "deviations"):
             pipe.hmget(self._key(name), skus)
-        open_raw, expect_raw, hist_raw = pipe.execute()
-        return _Inputs(arrays, state, open_raw, expect_raw, hist_raw)
+        newest_raw, open_raw, expect_raw, hist_raw = pipe.execute()
+        end_ms = int(work.window.end.timestamp() * 1000)
+        current = np.array([raw is None or int(raw) <= end_ms for raw in newest_raw], dtype=bool)
+        return _Inputs(arrays, state, current, open_raw, expect_raw, hist_raw)
 
     def _forecast_skus(
         self, model: ServingModel, work: WindowWork, skus: list[str], inputs: _Inputs
@@ -628,10 +637,15 @@ class ForecastWorker:
                     break
                 except BufferError:  # the local queue is full: let it drain
                     self.producer.poll(0.05)
-        latest: dict[Any, Any] = dict(zip(skus, payloads, strict=True))  # written during alerts
-        self._writes.append(
-            self._writer.submit(partial(self.redis.hset, self._key("latest"), mapping=latest))
-        )
+        current = inputs.current
+        latest: dict[Any, Any] = {  # written during the alerts
+            sku: payload for sku, payload, ok in zip(skus, payloads, current, strict=True) if ok
+        }
+        self.stats.superseded += len(skus) - len(latest)
+        if latest:
+            self._writes.append(
+                self._writer.submit(partial(self.redis.hset, self._key("latest"), mapping=latest))
+            )
         self.producer.poll(0)
         self.stats.forecasts += len(payloads)
         t3 = time.perf_counter()
@@ -746,9 +760,16 @@ class ForecastWorker:
             inputs.expect_raw,
             inputs.hist_raw,
         )
-        restock = self._restock_candidates(ctx, skus, quantiles, state, open_raw)
+        current = inputs.current
+        restock = self._restock_candidates(ctx, skus, quantiles, state, open_raw) & current
         pipe = self.redis.pipeline(transaction=False)
+        end_ms = int(work.window.end.timestamp() * 1000)
+        newest = {sku: end_ms for sku, ok in zip(skus, current, strict=True) if ok}
+        if newest:
+            pipe.hset(self._key("newest"), mapping=newest)  # type: ignore[arg-type]
         for i, sku in enumerate(skus):
+            if not current[i]:
+                continue
             st = state[sku]
             if restock[i]:
                 self._restock(ctx, sku, quantiles[i], st, _parse_open(open_raw[i]), pipe)
@@ -927,6 +948,8 @@ class _Inputs:
 
     arrays: Any
     state: dict[str, dict[str, Any]]
+    current: np.ndarray
+    """Per SKU: no newer window was forecast for it before (see the module docstring)."""
     open_raw: list[Any]
     expect_raw: list[Any]
     hist_raw: list[Any]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from confluent_kafka import Producer
 
 from models.pipeline import TransformerForecaster
@@ -23,10 +24,11 @@ from schemas import (
     PricingAlert,
     PromotionEvent,
     RestockAlert,
+    Window,
     WindowClosed,
     decode,
 )
-from streams.forecaster import BASELINE_VERSION, ForecastWorker, forecaster_lag
+from streams.forecaster import BASELINE_VERSION, ForecastWorker, WindowWork, forecaster_lag
 from streams.replay import produce_events, replay
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -114,59 +116,105 @@ def test_one_forecast_per_changed_sku_per_window_across_a_hot_reload(
     assert all(f.steps[0].timestamp.date() == f.window.end.date() for f in forecasts)
 
 
+RESTOCK_SKU, RESTOCK_T0 = "RESTOCK-1", datetime(2011, 3, 1, 9, tzinfo=UTC)
+RESTOCK_NOW = RESTOCK_T0 + timedelta(days=60)
+
+
+def _ten_a_day(days: int = 60) -> list[tuple[int, object]]:
+    """Orders of ten units a day for ``days`` days: the baseline expects ~10 a day."""
+    events: list[tuple[int, object]] = []
+    for day in range(days):
+        when = RESTOCK_T0 + timedelta(days=day)
+        order = OrderEvent(
+            event_id=f"o{day}",
+            event_time=when,
+            order_id=f"{day}",
+            sku=RESTOCK_SKU,
+            quantity=10,
+            unit_price=2.0,
+        )
+        events.append((int(when.timestamp() * 1000), order))
+    return events
+
+
+def _stock(hours: float, on_hand: int) -> tuple[int, InventoryEvent]:
+    """Stock of the restock SKU ``hours`` after its last day of orders, lead time 7 days."""
+    when = RESTOCK_NOW + timedelta(hours=hours)
+    event = InventoryEvent(
+        event_id=f"inv{hours}",
+        event_time=when,
+        sku=RESTOCK_SKU,
+        on_hand=on_hand,
+        on_order=0,
+        lead_time_days=7,
+    )
+    return int(when.timestamp() * 1000), event
+
+
 def test_restock_alert_fires_below_forecast_demand_and_clears_when_replenished(
     isolated: Settings, tmp_path: Path
 ) -> None:
     s = isolated.model_copy(update={"model_registry": tmp_path / "empty-registry"})
     ensure_topics(s, s.all_topics())
-    sku, t0 = "RESTOCK-1", datetime(2011, 3, 1, 9, tzinfo=UTC)
-    events: list[tuple[int, object]] = []
-    for day in range(60):  # ten units a day for two months: the baseline expects ~10/day
-        when = t0 + timedelta(days=day)
-        events.append(
-            (
-                int(when.timestamp() * 1000),
-                OrderEvent(
-                    event_id=f"o{day}",
-                    event_time=when,
-                    order_id=f"{day}",
-                    sku=sku,
-                    quantity=10,
-                    unit_price=2.0,
-                ),
-            )
-        )
-    now = t0 + timedelta(days=60)
-
-    def stock(hours: float, on_hand: int) -> tuple[int, InventoryEvent]:
-        when = now + timedelta(hours=hours)
-        event = InventoryEvent(
-            event_id=f"inv{hours}",
-            event_time=when,
-            sku=sku,
-            on_hand=on_hand,
-            on_order=0,
-            lead_time_days=7,
-        )
-        return int(when.timestamp() * 1000), event
-
+    orders = _ten_a_day()
     log = tmp_path / "worker.log"
     with running_worker(s, log) as proc, forecast_worker(s) as fw:
         assert fw.holder.current.version == BASELINE_VERSION
-        low = [stock(0, 20), stock(2, 20)]  # the second closes the first one's window
-        produce_events(s, events + low)  # type: ignore[arg-type]
+        produce_events(s, orders)  # type: ignore[arg-type]
+        wait_for(lambda: _drained(s, fw, len(orders)), 120, "the orders", proc, log)
+        assert fw.stats.restock_alerts == 0, "no stock known yet: nothing to alert on"
+        low = [_stock(0, 20), _stock(2, 20)]  # the second closes the first one's window
+        produce_events(s, low)  # type: ignore[arg-type]
         wait_for(lambda: fw.stats.restock_alerts >= 1, 120, "a restock alert", proc, log)
-        produce_events(s, [stock(4, 5000), stock(6, 5000)])
+        produce_events(s, [_stock(4, 5000), _stock(6, 5000)])
         wait_for(lambda: fw.stats.restock_alerts >= 2, 120, "its resolution", proc, log)
+        wait_for(lambda: _drained(s, fw, len(orders) + 4), 120, "the stock events", proc, log)
 
     alerts = [decode(RestockAlert, m.value()) for m in consume_all(s, s.topic_alerts_restock)]
     assert [a.status for a in alerts] == ["open", "resolved"]
     opened, resolved = alerts
-    assert opened.sku == resolved.sku == sku
+    assert opened.sku == resolved.sku == RESTOCK_SKU
     assert opened.on_hand == 20 and opened.demand_over_lead_time > 20
     assert opened.recommended_order_qty == pytest.approx(opened.demand_over_lead_time - 20, abs=1)
     assert opened.days_of_cover < 7 and opened.expected_stockout_date is not None
     assert resolved.on_hand == 5000 and resolved.recommended_order_qty == 0
+
+
+def test_a_window_older_than_one_already_forecast_moves_neither_latest_nor_alerts(
+    isolated: Settings, tmp_path: Path
+) -> None:
+    """Windows of different input partitions reach the forecast worker in no set order
+    (an inventory window of today, then an order window of two months ago): the old one
+    is forecast and published, but it must not flip today's restock alert or replace the
+    latest forecast."""
+    s = isolated.model_copy(update={"model_registry": tmp_path / "empty-registry"})
+    ensure_topics(s, s.all_topics())
+    events = [*_ten_a_day(), _stock(0, 20), _stock(2, 20)]
+    log = tmp_path / "worker.log"
+    with running_worker(s, log) as proc:
+        produce_events(s, events)  # type: ignore[arg-type]
+        wait_for(lambda: stats(s).get("events", 0) >= len(events), 120, "the events", proc, log)
+    today = Window(start=RESTOCK_NOW, end=RESTOCK_NOW + timedelta(hours=1))
+    # the second day's window: one day of history, which forecasts less than the 20 in stock
+    second_day = RESTOCK_T0 + timedelta(days=1)
+    early = Window(start=second_day, end=second_day + timedelta(hours=1))
+    worker = ForecastWorker(s)
+    try:
+        for window in (today, early):
+            worker.forecast_window(WindowWork(window, {RESTOCK_SKU}, datetime.now(UTC)))
+    finally:
+        worker.close()  # the forecasts and alerts on the broker, the latest in Redis
+    client = redis.Redis.from_url(s.redis_url, **s.redis_kwargs())
+    try:
+        latest = decode(Forecast, client.hget(f"{worker.prefix}latest", RESTOCK_SKU) or b"")
+    finally:
+        client.close()
+    forecasts = [decode(Forecast, m.value()) for m in consume_all(s, s.topic_forecasts)]
+    assert sorted(f.window.end for f in forecasts) == [early.end, today.end], "both published"
+    alerts = [decode(RestockAlert, m.value()) for m in consume_all(s, s.topic_alerts_restock)]
+    assert [(a.status, a.window.end) for a in alerts] == [("open", today.end)]
+    assert latest.window.end == today.end
+    assert worker.stats.superseded == 1
 
 
 def test_pricing_alerts_for_a_surge_and_a_promotion_lift_off_plan(
