@@ -71,25 +71,14 @@ def version_of(event_ms: int, event_id: str) -> str:
     return f"{event_ms:015d}|{event_id}"
 
 
-def hour_day_keys(event_ms: int) -> tuple[str, str, str, str]:
-    """(day key ``YYYYMMDD``, hour field suffix ``HH``, month key ``YYYYMM``, day suffix ``DD``)."""
-    moment = datetime.fromtimestamp(event_ms // 1000, tz=UTC)
-    return (
-        f"{moment.year:04d}{moment.month:02d}{moment.day:02d}",
-        f"{moment.hour:02d}",
-        f"{moment.year:04d}{moment.month:02d}",
-        f"{moment.day:02d}",
-    )
-
-
 @dataclass(frozen=True)
 class KeyLayout:
     """Every Redis key the feature store writes, under one prefix (see docs/feature-store.md)."""
 
     prefix: str
 
-    def hourly(self, sku: str, day: str) -> str:
-        return f"{self.prefix}:fh:{sku}:{day}"
+    def hourly(self, sku: str, month: str) -> str:
+        return f"{self.prefix}:fh:{sku}:{month}"
 
     def daily(self, sku: str, month: str) -> str:
         return f"{self.prefix}:fd:{sku}:{month}"
@@ -196,19 +185,25 @@ class BatchPlan:
 
 _N_SUM = len(SUM_METRICS)
 _PMAX = len(METRICS) - 1
-_HOUR_FIELDS = [[f"{m}:{h:02d}" for h in range(24)] for m in METRICS]
+HOURLY_CONTAINER_EXTRA_S = 31 * 86_400
+"""An hourly bucket hash holds a month: its TTL, counted from its first write, is the hourly
+retention plus this, so that the month's last hour is kept as long as its first."""
+_HOUR_FIELDS = [[f"{m}:{s // 24 + 1:02d}{s % 24:02d}" for s in range(31 * 24)] for m in METRICS]
+"""Per metric, the field of each hour slot of a month: ``{metric}:{DD}{HH}``, slot =
+24 · (day − 1) + hour."""
 _DAY_FIELDS = [[f"{m}:{d:02d}" for d in range(32)] for m in METRICS]
-_HOUR_SUM_FIELDS = [tuple(_HOUR_FIELDS[j][h] for j in range(_N_SUM)) for h in range(24)]
+_HOUR_SUM_FIELDS = [tuple(_HOUR_FIELDS[j][h] for j in range(_N_SUM)) for h in range(31 * 24)]
 _DAY_SUM_FIELDS = [tuple(_DAY_FIELDS[j][d] for j in range(_N_SUM)) for d in range(32)]
 _CLICK_INDEX = {action: SUM_METRICS.index(metric) for action, metric in CLICK_METRIC.items()}
 
 
-def _day_name(day_index: int) -> tuple[str, str, str]:
-    """(``YYYYMMDD``, ``YYYYMM``, ``DD``) of a day counted from the epoch."""
+def _day_name(day_index: int) -> tuple[str, str, str, int]:
+    """(``YYYYMMDD``, ``YYYYMM``, ``DD``, slot of its first hour in the month) of a day
+    counted from the epoch."""
     moment = datetime.fromtimestamp(day_index * 86_400, tz=UTC)
     month = f"{moment.year:04d}{moment.month:02d}"
     dd = f"{moment.day:02d}"
-    return month + dd, month, dd
+    return month + dd, month, dd, 24 * (moment.day - 1)
 
 
 def series_slot(day_index: int) -> tuple[str, int]:
@@ -337,8 +332,8 @@ def plan_batch(
         name = names.get(d)
         if name is None:
             names[d] = name = _day_name(d)
-        hh = hour % 24
-        key = layout.hourly(sku, name[0])
+        hh = hour % 24 + name[3]  # the hour's slot in its month
+        key = layout.hourly(sku, name[1])
         fields = hourly.get(key)
         if fields is None:
             hourly[key] = fields = []
@@ -360,7 +355,7 @@ def plan_batch(
     series: dict[str, list[int]] = {}
     slots_of_day: dict[int, tuple[str, int]] = {}
     for (sku, d), a in daily_acc.items():
-        _, month, dd_name = names[d]
+        _, month, dd_name, _ = names[d]
         dd = int(dd_name)
         if a[0] or a[1]:
             slotted = slots_of_day.get(d)
@@ -382,7 +377,7 @@ def plan_batch(
         if a[_PMAX] >= 0:
             daily_max.setdefault(key, []).extend((_DAY_FIELDS[_PMAX][dd], a[_PMAX]))
     for sums, maxima, ttl in (
-        (hourly, hourly_max, retention.hourly_s),
+        (hourly, hourly_max, retention.hourly_s + HOURLY_CONTAINER_EXTRA_S),
         (daily, daily_max, retention.daily_s),
     ):
         for key, fields in sums.items():

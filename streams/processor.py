@@ -38,7 +38,7 @@ from schemas._base import MAX_MESSAGE_BYTES
 from streams.fastdecode import fast_decode
 from streams.features import BatchPlan, Incoming, KeyLayout, Retention, epoch_ms, plan_batch
 from streams.settings import Settings
-from streams.store import DueWindow, Sink, apply_batch
+from streams.store import DueWindow, ExpiryMemo, Sink, apply_batch
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ class StreamProcessor:
         self._loaded = False
         self._publishing: asyncio.Future[None] | None = None
         self._windows_in_flight: set[tuple[str, int, int]] = set()
+        self.expiry = ExpiryMemo()
         self.counts = {
             "events": 0,
             "duplicates": 0,
@@ -229,6 +230,7 @@ class StreamProcessor:
             window_ms=self.window_ms,
             received_ms=prepared.received_ms,
             plan=prepared.plan,
+            memo=self.expiry,
         )
         self.counts["events"] += plan.events
         self.counts["duplicates"] += duplicates

@@ -128,7 +128,7 @@ for _, op in ipairs(plan.o) do
       args[#args + 1] = f[j + 1]
     end
     redis.call('BITFIELD', key, unpack(args))
-    redis.call('EXPIRE', key, op[3], 'NX')
+    if op[3] > 0 then redis.call('EXPIRE', key, op[3], 'NX') end
   elseif code == 'T' then
     redis.call('EXPIRE', key, op[3])
   elseif code == 'F' then
@@ -211,17 +211,18 @@ class Sink(Protocol):
 
 
 def script_args(
-    plan: BatchPlan,
+    ops: Sequence[Op],
+    dedup: dict[str, list[str]],
     retention: Retention,
     extra_ops: Sequence[Op],
     windows: Sequence[list[Any]] = (),
 ) -> list[str | int | bytes]:
     """The script's ARGV: the dedup TTL and the JSON of ``{"d": groups, "o": ops,
-    "w": windows to report}``."""
+    "w": windows to report}`` (``dedup``: event ids by dedup key)."""
     import orjson
 
-    groups = [[key, ids] for key, ids in plan.dedup.items()]
-    body = orjson.dumps({"d": groups, "o": [*plan.ops, *extra_ops], "w": list(windows)})
+    groups = [[key, ids] for key, ids in dedup.items()]
+    body = orjson.dumps({"d": groups, "o": [*ops, *extra_ops], "w": list(windows)})
     return [retention.dedup_s, body]
 
 
@@ -231,6 +232,61 @@ def _due(decoded: Any) -> list[DueWindow]:
     return [
         (str(t), int(p), int(s), list(m) if isinstance(m, list) else []) for t, p, s, m in decoded
     ]
+
+
+class ExpiryMemo:
+    """The keys this process has already given a TTL, so that later batches skip the
+    ``EXPIRE`` (most of the store script's calls would otherwise be TTLs already set).
+
+    - Bucket keys (``M`` and ``B`` ops) get their TTL once, on their first write
+      (``EXPIRE … NX``): after a successful write, the same key's op is sent with TTL 0
+      (no ``EXPIRE``) until half its TTL has passed, when the ``EXPIRE … NX`` is sent again
+      (a no-op while the key lives; it covers a key that expired and was written anew).
+    - State keys (``T`` ops, a sliding TTL) are refreshed at most once per ``refresh_s``,
+      so state lives at least its TTL minus that after its last write.
+
+    Entries are recorded only once the store has applied the batch (:meth:`commit`); a key
+    deleted by hand while a worker runs is written again without a TTL until its entry
+    lapses. At most ``max_keys`` entries are kept (lapsed ones are dropped first, then all).
+    """
+
+    def __init__(self, *, refresh_s: float = 3600.0, max_keys: int = 500_000) -> None:
+        self.refresh_s = refresh_s
+        self.max_keys = max_keys
+        self._until: dict[str, float] = {}
+
+    def strip(self, ops: Sequence[Op]) -> tuple[list[Op], dict[str, float]]:
+        """``ops`` without the TTLs already set, and the entries to :meth:`commit` once
+        they are applied."""
+        now = time.monotonic()
+        until = self._until
+        out: list[Op] = []
+        pending: dict[str, float] = {}
+        for op in ops:
+            code = op[0]
+            if code in ("M", "B") and op[2] > 0:
+                key = op[1]
+                if until.get(key, 0.0) > now:
+                    op = [op[0], key, 0, *op[3:]]
+                else:
+                    pending[key] = now + op[2] / 2
+            elif code == "T":
+                key = op[1]
+                if until.get(key, 0.0) > now:
+                    continue
+                pending[key] = now + min(self.refresh_s, op[2] / 2)
+            out.append(op)
+        return out, pending
+
+    def commit(self, pending: dict[str, float]) -> None:
+        until = self._until
+        until.update(pending)
+        if len(until) > self.max_keys:
+            now = time.monotonic()
+            for key in [k for k, t in until.items() if t <= now]:
+                del until[key]
+            if len(until) > self.max_keys:
+                until.clear()
 
 
 async def apply_batch(
@@ -244,6 +300,7 @@ async def apply_batch(
     window_ms: int,
     received_ms: int | None = None,
     plan: BatchPlan | None = None,
+    memo: ExpiryMemo | None = None,
 ) -> tuple[BatchPlan, int, list[DueWindow]]:
     """Apply a batch exactly once; return its plan, how many duplicates were skipped, and
     the windows of its partitions that the watermarks have closed.
@@ -293,8 +350,11 @@ async def apply_batch(
             for topic, partition in sorted({(i.topic, i.partition) for i in batch})
             if (topic, partition) in marks
         ]
-        answer = await sink.apply(script_args(plan, retention, extra, windows))
+        ops, pending = memo.strip(plan.ops) if memo is not None else (plan.ops, {})
+        answer = await sink.apply(script_args(ops, plan.dedup, retention, extra, windows))
         if not answer.duplicates:
+            if memo is not None:
+                memo.commit(pending)
             return plan, duplicates, answer.due
         skip = skip | frozenset(answer.duplicates)
         plan = None
@@ -442,7 +502,8 @@ class MemorySink:
                     b.extend(bytes(max(0, at + 8 - len(b))))
                     total = int.from_bytes(b[at : at + 8], "big", signed=True) + int(f[j + 1])
                     b[at : at + 8] = total.to_bytes(8, "big", signed=True)
-                self.ttls.setdefault(key, op[2])
+                if op[2] > 0:
+                    self.ttls.setdefault(key, op[2])
             elif code == "T":
                 self.ttls[key] = op[2]
             elif code == "F":
@@ -507,19 +568,14 @@ def _floor(moment: datetime, freq: Freq) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _containers(start: datetime, end: datetime, freq: Freq) -> list[str]:
-    """The day keys (hourly) or month keys (daily) covering [start, end)."""
+def _containers(start: datetime, end: datetime) -> list[str]:
+    """The month keys ``YYYYMM`` covering [start, end): a bucket hash, hourly or daily,
+    holds one month of one SKU."""
     names: list[str] = []
-    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    while day < end:
-        name = (
-            f"{day.year:04d}{day.month:02d}{day.day:02d}"
-            if freq == "h"
-            else (f"{day.year:04d}{day.month:02d}")
-        )
-        if not names or names[-1] != name:
-            names.append(name)
-        day += timedelta(days=1)
+    year, month = start.year, start.month
+    while datetime(year, month, 1, tzinfo=UTC) < end:
+        names.append(f"{year:04d}{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return names
 
 
@@ -553,8 +609,6 @@ class _Grid:
     containers: list[str]
     metrics: tuple[str, ...]
     column: dict[str, int]
-    adjust: int
-    """Field slot → period within a container: daily slots are days 1–31, hourly 0–23."""
 
     @classmethod
     def of(cls, start: datetime, end: datetime, freq: Freq, metrics: Sequence[str]) -> _Grid:
@@ -572,11 +626,17 @@ class _Grid:
             lo_ms,
             step,
             n_periods,
-            _containers(lo, hi, freq) if n_periods else [],
+            _containers(lo, hi) if n_periods else [],
             tuple(metrics),
             {m: j for j, m in enumerate(metrics)},
-            0 if freq == "h" else -1,
         )
+
+    def slot(self, suffix: str) -> int:
+        """A field's period within its (monthly) container: daily fields end in ``DD``,
+        hourly ones in ``DDHH``."""
+        if self.freq == "h":
+            return 24 * (int(suffix[:2]) - 1) + int(suffix[2:])
+        return int(suffix) - 1
 
     def series_ranges(self) -> list[tuple[str, int, int]]:
         """Per year of a daily grid: ``(YYYY, first byte, last byte)`` of its days in the
@@ -592,7 +652,7 @@ class _Grid:
 
     def base(self, container: str) -> int:
         """The period index of the container's first slot (may be negative)."""
-        return (_container_start_ms(container, self.freq) - self.lo_ms) // self.step
+        return (_container_start_ms(container) - self.lo_ms) // self.step
 
     def zeros(self, n_skus: int) -> np.ndarray:
         return np.zeros((n_skus, self.n_periods, len(self.metrics)), dtype=np.float64)
@@ -654,7 +714,7 @@ class FeatureReader:
                     j = grid.column.get(name)
                     if j is None:
                         continue
-                    t = base + int(suffix) + grid.adjust
+                    t = base + grid.slot(suffix)
                     if 0 <= t < grid.n_periods:
                         values[i, t, j] = float(raw_value)
         return grid.arrays(skus, values)
@@ -766,9 +826,7 @@ class FeatureReader:
         return {k.decode(): int(v) for k, v in self.client.hgetall(self.layout.stats).items()}
 
 
-def _container_start_ms(name: str, freq: Freq) -> int:
-    if freq == "h":
-        return epoch_ms(datetime(int(name[:4]), int(name[4:6]), int(name[6:8]), tzinfo=UTC))
+def _container_start_ms(name: str) -> int:
     return epoch_ms(datetime(int(name[:4]), int(name[4:6]), 1, tzinfo=UTC))
 
 

@@ -38,6 +38,6 @@ async def test_agent_events_reach_the_store() -> None:
                 break
             await asyncio.sleep(0.02)
     assert app.demandcast_processor.counts["events"] == 7
-    assert sink.hashes["u:fh:A:20110301"]["units:09"] == "7"
+    assert sink.hashes["u:fh:A:201103"]["units:0109"] == "7"
     assert sink.calls == 7  # plain (non-carrier) events are batches of one
     assert [t for t, _, _ in emitted] == [s.topic_dlq]

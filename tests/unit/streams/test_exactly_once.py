@@ -90,8 +90,8 @@ async def test_the_check_detects_lost_and_double_counted_buckets() -> None:
     await proc.process([record(s, e) for e in events])
     expected = recompute([(epoch_ms(e.event_time), e) for e in events])
     assert compare(expected, reader_of(sink)).ok
-    sink.hashes["u:fh:A:20110301"]["units:09"] = "1"  # lost one unit
-    sink.hashes["u:fh:B:20110301"]["units:09"] = "6"  # counted twice
+    sink.hashes["u:fh:A:201103"]["units:0109"] = "1"  # lost one unit
+    sink.hashes["u:fh:B:201103"]["units:0109"] = "6"  # counted twice
     del sink.hashes["u:fd:C:201103"]  # the whole day bucket is gone
     result = compare(expected, reader_of(sink))
     assert not result.ok

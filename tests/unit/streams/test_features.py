@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from schemas import OrderEvent
 from streams.features import (
     METRICS,
     Incoming,
@@ -7,7 +10,6 @@ from streams.features import (
     Retention,
     closable_windows,
     epoch_ms,
-    hour_day_keys,
     plan_batch,
     to_milli,
     version_of,
@@ -54,8 +56,25 @@ def test_versions_order_by_time_then_id() -> None:
     assert version_of(10**12, "a") > version_of(10**11, "z")
 
 
-def test_hour_day_keys_are_utc() -> None:
-    assert hour_day_keys(epoch_ms(at(0))) == ("20110301", "09", "201103", "01")
+def test_hourly_buckets_of_a_month_share_one_hash_slotted_by_utc_day_and_hour() -> None:
+    last_hour = datetime(2011, 3, 31, 23, 30, tzinfo=UTC)
+    late_evening = OrderEvent(
+        event_id="e", event_time=last_hour, order_id="o", sku="A", quantity=2, unit_price=1.0
+    )
+    early = order("f", 0)  # 1 March 09:00
+    plan = plan_batch(
+        [Incoming("orders", 0, 0, e, epoch_ms(e.event_time)) for e in (late_evening, early)],
+        LAYOUT,
+        RET,
+        watermarks={},
+        grace_ms=0,
+        window_ms=3_600_000,
+    )
+    got = sums(plan)
+    assert got[("u:fh:A:201103", "units:3123")] == 2
+    assert got[("u:fh:A:201103", "units:0109")] == 1
+    hourly = [op for op in plan.ops if op[1] == "u:fh:A:201103"]
+    assert len(hourly) == 1 and hourly[0][2] == RET.hourly_s + 31 * 86_400
 
 
 def test_orders_and_cancellations_aggregate_per_bucket() -> None:
@@ -75,14 +94,14 @@ def test_orders_and_cancellations_aggregate_per_bucket() -> None:
         window_ms=3_600_000,
     )
     got = sums(plan)
-    h9, h10 = "u:fh:A:20110301", "u:fh:A:20110301"
-    assert got[(h9, "units:09")] == 8
-    assert got[(h9, "revenue_milli:09")] == 15300 + 6000
-    assert got[(h9, "lines:09")] == 2
-    assert got[(h9, "cancel_units:09")] == 4
-    assert got[(h9, "cancel_lines:09")] == 1
-    assert got[(h10, "units:10")] == 1
-    assert got[("max", h9, "price_max_milli:09")] == 3000
+    h9, h10 = "u:fh:A:201103", "u:fh:A:201103"
+    assert got[(h9, "units:0109")] == 8
+    assert got[(h9, "revenue_milli:0109")] == 15300 + 6000
+    assert got[(h9, "lines:0109")] == 2
+    assert got[(h9, "cancel_units:0109")] == 4
+    assert got[(h9, "cancel_lines:0109")] == 1
+    assert got[(h10, "units:0110")] == 1
+    assert got[("max", h9, "price_max_milli:0109")] == 3000
     day = "u:fd:A:201103"
     assert got[(day, "units:01")] == 9
     assert got[(day, "revenue_milli:01")] == 15300 + 6000 + 1000
@@ -108,8 +127,12 @@ def test_clicks_count_views_carts_purchases_not_removals() -> None:
         window_ms=3_600_000,
     )
     got = sums(plan)
-    key = "u:fh:A:20110301"
-    assert (got[(key, "views:09")], got[(key, "carts:09")], got[(key, "purchases:09")]) == (1, 1, 1)
+    key = "u:fh:A:201103"
+    assert (got[(key, "views:0109")], got[(key, "carts:0109")], got[(key, "purchases:0109")]) == (
+        1,
+        1,
+        1,
+    )
     assert not any(f.startswith("remove") for (_, f, *_) in [(k[0], k[1]) for k in got])
     assert plan.events == 4
 
@@ -127,7 +150,7 @@ def test_duplicates_inside_a_batch_and_known_ids_are_skipped() -> None:
     assert plan.events == 1
     assert plan.duplicates_in_batch == 1
     assert plan.event_ids == ["1"]
-    assert sums(plan)[("u:fh:A:20110301", "units:09")] == 1
+    assert sums(plan)[("u:fh:A:201103", "units:0109")] == 1
 
 
 def test_late_events_are_counted_and_still_applied() -> None:
@@ -142,7 +165,7 @@ def test_late_events_are_counted_and_still_applied() -> None:
     )
     # 115 is within the 10-minute grace; 100 and 30 are later than that
     assert plan.late == 2
-    assert sums(plan)[("u:fh:A:20110301", "units:09")] == 1
+    assert sums(plan)[("u:fh:A:201103", "units:0109")] == 1
     assert plan.watermarks == {}  # nothing newer than the watermark
     assert wm == {("orders", 0): epoch_ms(at(120))}  # the input is not mutated
 

@@ -39,7 +39,7 @@ async def test_bad_input_is_dead_lettered_and_never_raises() -> None:
     )
     assert proc.counts["dead_letters"] == 5 and proc.counts["events"] == 1
     assert sink.hashes["u:stats"]["dead_letters"] == "5"
-    assert sink.hashes["u:fh:A:20110301"]["units:09"] == "1"
+    assert sink.hashes["u:fh:A:201103"]["units:0109"] == "1"
 
 
 async def test_redelivered_batch_changes_nothing() -> None:
@@ -61,7 +61,7 @@ async def test_mixed_batch_applies_only_new_events() -> None:
     proc, sink, _ = processor(s)
     await proc.process([record(s, order("1", 0, qty=2))])
     await proc.process([record(s, order("1", 0, qty=2)), record(s, order("2", 1, qty=3))])
-    assert sink.hashes["u:fh:A:20110301"]["units:09"] == "5"
+    assert sink.hashes["u:fh:A:201103"]["units:0109"] == "5"
     assert sink.hashes["u:stats"]["duplicates"] == "1"
 
 
