@@ -50,11 +50,61 @@ def faust_broker_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+class BrokerEmit:
+    """The stream worker's own output (``windows.closed`` and the dead letters) through a
+    confluent-kafka producer: idempotent, ``acks=all``, keys partitioned as Java and Faust
+    clients do.
+
+    Faust's ``Topic.send`` costs ~250 µs of the event loop's thread per message (channels,
+    futures, callbacks); here a message costs a few µs to hand to librdkafka, and the wait
+    for the broker's acknowledgement runs on a thread, off the event loop. A call returns
+    when the broker has every message it was given, and raises if any was refused, so the
+    caller (which forgets a window only afterwards) publishes it again later.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: Any = None
+
+    @property
+    def producer(self) -> Any:
+        """The producer, made on first use (building the app connects to nothing)."""
+        if self._producer is None:
+            from confluent_kafka import Producer
+
+            from streams.replay import producer_config
+
+            self._producer = Producer({**producer_config(self.settings), "linger.ms": 5})
+        return self._producer
+
+    async def __call__(self, messages: list[tuple[str, bytes | None, bytes]]) -> None:
+        from confluent_kafka import KafkaException
+
+        loop = asyncio.get_running_loop()
+        failed: list[Any] = []
+
+        def delivered(err: Any, _msg: Any) -> None:
+            if err is not None:
+                failed.append(err)
+
+        produce = self.producer.produce
+        for topic, key, value in messages:
+            while True:
+                try:
+                    produce(topic, value=value, key=key, on_delivery=delivered)
+                    break
+                except BufferError:  # the local queue is full: let it drain
+                    await loop.run_in_executor(None, self.producer.poll, 0.1)
+        left = await loop.run_in_executor(None, self.producer.flush, 60.0)
+        if failed or left:
+            raise KafkaException(failed[0] if failed else f"{left} messages not delivered in 60 s")
+
+
 def build_app(settings: Settings, *, sink: Sink | None = None, emit: Emit | None = None) -> Any:
     """A new Faust app with the ingest agents; nothing connects until it starts.
 
-    ``sink`` defaults to the Redis feature store named by the settings and ``emit`` to the
-    app's own producer (DLQ and ``windows.closed``); tests pass a
+    ``sink`` defaults to the Redis feature store named by the settings and ``emit`` to a
+    :class:`BrokerEmit` (DLQ and ``windows.closed``); tests pass a
     :class:`streams.store.MemorySink` and a list. The processor is at
     ``app.demandcast_processor``.
     """
@@ -92,15 +142,9 @@ def build_app(settings: Settings, *, sink: Sink | None = None, emit: Emit | None
             name, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
         )
 
-    outputs = {name: topic(name) for name in (settings.topic_dlq, settings.topic_windows_closed)}
-
-    async def send(messages: list[tuple[str, bytes | None, bytes]]) -> None:
-        futures = [await outputs[name].send(key=key, value=value) for name, key, value in messages]
-        await asyncio.gather(*futures)
-
     if sink is None:
         sink = RedisSink(settings.redis_url, layout_of(settings), settings.redis_kwargs())
-    processor = StreamProcessor(settings, sink, emit if emit is not None else send)
+    processor = StreamProcessor(settings, sink, emit if emit is not None else BrokerEmit(settings))
     app.demandcast_processor = processor  # type: ignore[attr-defined]
 
     @app.on_partitions_assigned.connect
