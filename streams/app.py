@@ -183,6 +183,9 @@ def _add_ingest_agent(
                 if inflight is not None:
                     await inflight
                 inflight = asyncio.ensure_future(commit_then_ack(prepared, event))
+                # let it run up to its first wait, i.e. hand its script to Redis, before
+                # this task prepares the next batch (RedisSink.apply)
+                await asyncio.sleep(0)
         finally:
             if inflight is not None and not inflight.done():
                 await asyncio.shield(inflight)
