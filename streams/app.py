@@ -132,6 +132,7 @@ def build_app(settings: Settings, *, sink: Sink | None = None, emit: Emit | None
         # the input topics' queues hold partition batches (carriers), not records
         stream_buffer_maxsize=64,
         broker_max_poll_records=settings.batch_max_events,
+        consumer_max_fetch_size=4 * 1024**2,  # per partition: ~20,000 UCI order events
         broker_commit_every=max(10_000, settings.batch_max_events),
         broker_session_timeout=settings.kafka_session_timeout_seconds,
         producer_acks=-1,

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         description="Stream worker: a worker silent this long leaves the consumer group",
     )
     batch_max_events: int = Field(
-        10_000,
+        20_000,
         ge=1,
         le=100_000,
         description="Stream worker: most records one fetch returns (a batch is one partition's)",
