@@ -121,6 +121,9 @@ class StreamProcessor:
         self._loaded = False
         self._publishing: asyncio.Future[None] | None = None
         self._windows_in_flight: set[tuple[str, int, int]] = set()
+        self._scripts = 0
+        self._dropped: dict[tuple[str, int, int], int] = {}
+        """Windows forgotten by the store -> how many scripts had been handed over then."""
         self.expiry = ExpiryMemo()
         self.counts = {
             "events": 0,
@@ -220,6 +223,8 @@ class StreamProcessor:
 
     async def commit(self, prepared: Prepared) -> None:
         """The I/O half: apply exactly once, then publish the windows that closed."""
+        self._scripts += 1
+        index = self._scripts  # the store script this commit hands to Redis (in order)
         plan, duplicates, due = await apply_batch(
             self.sink,
             prepared.batch,
@@ -235,7 +240,15 @@ class StreamProcessor:
         self.counts["events"] += plan.events
         self.counts["duplicates"] += duplicates
         self.counts["late"] += plan.late
-        fresh = [d for d in due if d[:3] not in self._windows_in_flight]
+        # a window published and forgotten after this batch's script ran was reported by
+        # it all the same: that report is stale (the store keeps any window not yet
+        # published, so skipping a report never loses one)
+        dropped = self._dropped
+        fresh = [
+            d for d in due if d[:3] not in self._windows_in_flight and dropped.get(d[:3], 0) < index
+        ]
+        for key in [k for k, at in dropped.items() if at < index - 64]:
+            del dropped[key]
         if fresh:
             await self.flush()  # one batch of windows on its way at a time
             self._publish_in_background(fresh)
@@ -291,8 +304,9 @@ class StreamProcessor:
             )
         if out:
             await self.emit(out)
-        await self.sink.drop_windows(
-            [(topic, partition, start) for topic, partition, start, _ in due]
-        )
+        keys = [(topic, partition, start) for topic, partition, start, _ in due]
+        await self.sink.drop_windows(keys)
+        for key in keys:  # scripts handed over until now may still report it (see commit)
+            self._dropped[key] = self._scripts
         await self.sink.incr_stat("windows_closed", len(due))
         self.counts["windows_closed"] += len(due)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -179,3 +180,41 @@ async def test_promotion_end_deactivates() -> None:
     reader = FeatureReader(FakeRedis(sink), KeyLayout("u"))
     assert reader.state(["A"], at=at(60))["A"]["promotions"] == []
     assert orjson.loads(orjson.dumps(sink.hashes["u:pr:p1"]))["action"] == "end"
+
+
+async def test_a_window_reported_by_a_script_that_ran_before_its_publication_is_not_repeated() -> (
+    None
+):
+    """The next batch's script can run (and report a window still due) before the window's
+    publication forgets it, while its answer is handled only afterwards: that report is
+    stale and the window goes out once."""
+    s = settings(grace_seconds=0)
+    proc, sink, emitted = processor(s)
+    real_apply = sink.apply
+    calls = [0]
+
+    async def answer_late(args):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        answer = await real_apply(args)  # the script runs now
+        if calls[0] == 2:
+            await asyncio.sleep(0.05)  # ... its answer arrives after the publication
+        return answer
+
+    sink.apply = answer_late  # type: ignore[method-assign]
+    first = await proc.prepare(
+        [record(s, order("1", 5), offset=0), record(s, order("2", 65), offset=1)]
+    )
+    second = await proc.prepare([record(s, order("3", 66), offset=2)])
+    assert first is not None and second is not None
+    await proc.commit(first)  # window 09:00-10:00 due: its publication starts
+    await proc.commit(second)
+    await proc.flush()
+    closed = [decode(WindowClosed, v) for t, _, v in emitted if t == s.topic_windows_closed]
+    assert [w.window.start for w in closed] == [at(0)]
+    # a late event for that window after it was forgotten is published again, as documented
+    late = await proc.prepare([record(s, order("4", 10, sku="Z"), offset=3)])
+    assert late is not None
+    await proc.commit(late)
+    await proc.flush()
+    closed = [decode(WindowClosed, v) for t, _, v in emitted if t == s.topic_windows_closed]
+    assert [w.skus for w in closed] == [["A"], ["Z"]]
