@@ -57,6 +57,7 @@ from streams.alerts import (
     quantile_column,
     restock_transition,
 )
+from streams.features import epoch_ms
 from streams.settings import Settings
 from streams.topics import take
 
@@ -231,6 +232,11 @@ class WindowWork:
     window: Window
     skus: set[str]
     closed_at: datetime
+
+    @property
+    def end_ms(self) -> int:
+        """The window's end in epoch ms (how ``{prefix}:fc:newest`` keeps it)."""
+        return epoch_ms(self.window.end)
 
 
 def plan_windows(closes: Sequence[WindowClosed], max_pending: int) -> tuple[list[WindowWork], int]:
@@ -585,7 +591,7 @@ class ForecastWorker:
         for name in ("newest", "restock", "expect", "deviations"):
             pipe.hmget(self._key(name), skus)
         newest_raw, open_raw, expect_raw, hist_raw = pipe.execute()
-        end_ms = int(work.window.end.timestamp() * 1000)
+        end_ms = work.end_ms
         current = np.array([raw is None or int(raw) <= end_ms for raw in newest_raw], dtype=bool)
         return _Inputs(arrays, state, current, open_raw, expect_raw, hist_raw)
 
@@ -763,8 +769,7 @@ class ForecastWorker:
         current = inputs.current
         restock = self._restock_candidates(ctx, skus, quantiles, state, open_raw) & current
         pipe = self.redis.pipeline(transaction=False)
-        end_ms = int(work.window.end.timestamp() * 1000)
-        newest = {sku: end_ms for sku, ok in zip(skus, current, strict=True) if ok}
+        newest = {sku: work.end_ms for sku, ok in zip(skus, current, strict=True) if ok}
         if newest:
             pipe.hset(self._key("newest"), mapping=newest)  # type: ignore[arg-type]
         for i, sku in enumerate(skus):

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 from schemas import OrderEvent
 from streams.features import (
+    HOURLY_CONTAINER_EXTRA_S,
     METRICS,
     Incoming,
     KeyLayout,
@@ -23,6 +24,16 @@ RET = Retention(hourly_s=10, daily_s=20, state_s=30, dedup_s=40)
 
 def inc(events, topic="orders", partition=0):
     return [Incoming(topic, partition, i, e, epoch_ms(e.event_time)) for i, e in enumerate(events)]
+
+
+def plan_of(events, **options):
+    """The plan of one batch of orders on partition 0 (grace 0, hourly windows)."""
+    return plan_batch(
+        inc(events),
+        LAYOUT,
+        RET,
+        **{"watermarks": {}, "grace_ms": 0, "window_ms": 3_600_000, **options},
+    )
 
 
 def sums(plan):
@@ -61,40 +72,25 @@ def test_hourly_buckets_of_a_month_share_one_hash_slotted_by_utc_day_and_hour() 
     late_evening = OrderEvent(
         event_id="e", event_time=last_hour, order_id="o", sku="A", quantity=2, unit_price=1.0
     )
-    early = order("f", 0)  # 1 March 09:00
-    plan = plan_batch(
-        [Incoming("orders", 0, 0, e, epoch_ms(e.event_time)) for e in (late_evening, early)],
-        LAYOUT,
-        RET,
-        watermarks={},
-        grace_ms=0,
-        window_ms=3_600_000,
-    )
+    plan = plan_of([late_evening, order("f", 0)])  # and 1 March 09:00
     got = sums(plan)
     assert got[("u:fh:A:201103", "units:3123")] == 2
     assert got[("u:fh:A:201103", "units:0109")] == 1
     hourly = [op for op in plan.ops if op[1] == "u:fh:A:201103"]
-    assert len(hourly) == 1 and hourly[0][2] == RET.hourly_s + 31 * 86_400
+    assert len(hourly) == 1 and hourly[0][2] == RET.hourly_s + HOURLY_CONTAINER_EXTRA_S
 
 
 def test_orders_and_cancellations_aggregate_per_bucket() -> None:
-    plan = plan_batch(
-        inc(
-            [
-                order("1", 0, qty=6, price=2.55),
-                order("2", 10, qty=2, price=3.0),
-                order("3", 20, qty=-4, price=2.55),
-                order("4", 70, qty=1, price=1.0),
-            ]
-        ),
-        LAYOUT,
-        RET,
-        watermarks={},
-        grace_ms=0,
-        window_ms=3_600_000,
+    plan = plan_of(
+        [
+            order("1", 0, qty=6, price=2.55),
+            order("2", 10, qty=2, price=3.0),
+            order("3", 20, qty=-4, price=2.55),
+            order("4", 70, qty=1, price=1.0),
+        ]
     )
     got = sums(plan)
-    h9, h10 = "u:fh:A:201103", "u:fh:A:201103"
+    h9 = h10 = "u:fh:A:201103"  # one hash for the month's hours
     assert got[(h9, "units:0109")] == 8
     assert got[(h9, "revenue_milli:0109")] == 15300 + 6000
     assert got[(h9, "lines:0109")] == 2
@@ -138,15 +134,7 @@ def test_clicks_count_views_carts_purchases_not_removals() -> None:
 
 
 def test_duplicates_inside_a_batch_and_known_ids_are_skipped() -> None:
-    plan = plan_batch(
-        inc([order("1", 0), order("1", 0), order("2", 0)]),
-        LAYOUT,
-        RET,
-        watermarks={},
-        grace_ms=0,
-        window_ms=3_600_000,
-        skip_ids=frozenset({"2"}),
-    )
+    plan = plan_of([order("1", 0), order("1", 0), order("2", 0)], skip_ids=frozenset({"2"}))
     assert plan.events == 1
     assert plan.duplicates_in_batch == 1
     assert plan.event_ids == ["1"]
