@@ -120,10 +120,14 @@ def build_app(settings: Settings, *, sink: Sink | None = None, emit: Emit | None
         def _new_transport(self) -> Any:
             return transport_cls(self.conf.broker_consumer, self)
 
+    faust_dir = settings.state_dir / "faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)
     app = App(
         settings.app_id,
         **faust_broker_options(settings),
         store="memory://",
+        # Faust makes a table directory even for the memory store: keep it out of the cwd
+        datadir=str(faust_dir / "{conf.name}-data"),
         web_enabled=False,
         autodiscover=False,
         topic_partitions=settings.partitions,

@@ -77,8 +77,10 @@ from streams.app import faust_broker_options
 from streams.settings import Settings
 s = Settings()
 n = int(sys.argv[1]); out = sys.argv[2]
+(s.state_dir / "faust").mkdir(parents=True, exist_ok=True)
 app = faust.App(s.app_id + "-bare", **faust_broker_options(s), store="memory://",
-                web_enabled=False, autodiscover=False, consumer_auto_offset_reset="earliest",
+                datadir=str(s.state_dir / "faust" / "{conf.name}-data"), web_enabled=False,
+                autodiscover=False, consumer_auto_offset_reset="earliest",
                 stream_buffer_maxsize=max(4096, 2 * s.batch_max_events))
 topic = app.topic(s.topic_orders, key_serializer="raw", value_serializer="raw")
 state = {"count": 0, "first": None}
