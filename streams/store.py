@@ -176,15 +176,18 @@ for i = a + 2, #ARGV do
   st[5] = table.concat(redis.call('SMEMBERS', promo_prefix .. sku), ',')
   states[#states + 1] = table.concat(st, '|')
 end
-return {table.concat(out), states}
+return {out, states}
 """
 """The forecast worker's read: many SKUs' daily series and state in one call.
 
 ARGV: the daily-series key prefix, the number of years, per year its ``YYYY`` and the first
 and last byte of the range, the state and promotion-set key prefixes, then the SKUs.
-Returns the bytes of every SKU's range, back to back (zeros where a series is shorter or
-absent), and per SKU ``last_price|on_hand|on_order|lead_time_days|promotion ids``. One
-``GETRANGE`` per SKU and year replaces reading and parsing every bucket hash.
+Returns the pieces of every SKU's range, in order (zeros where a series is shorter or
+absent: joined, they are the SKUs' ranges back to back), and per SKU
+``last_price|on_hand|on_order|lead_time_days|promotion ids``. One ``GETRANGE`` per SKU and
+year replaces reading and parsing every bucket hash. The pieces are joined by the client:
+``table.concat`` of a thousand 2 KB strings took Redis 2.5x as long as the whole read
+without it (Lua 5.1 merges its buffer by repeated copies).
 """
 
 
@@ -770,7 +773,7 @@ class FeatureReader:
         chunks: list[bytes] = []
         rows: list[bytes] = []
         for cells, states in pipe.execute():
-            chunks.append(cells)
+            chunks += cells
             rows += states
         raw = np.frombuffer(b"".join(chunks), dtype=">i8")
         values = raw.astype(np.float64).reshape(len(skus), grid.n_periods, len(SERIES_METRICS))
