@@ -264,6 +264,17 @@ def plan_windows(closes: Sequence[WindowClosed], max_pending: int) -> tuple[list
     return [newest], len(ordered) - 1
 
 
+def batch_plan(skus: list[str], size: int) -> list[list[str]]:
+    """``skus`` in batches of ``size``, the first a quarter as large.
+
+    The store is read a batch ahead while the model runs, but nothing hides the first
+    batch's read: a small first batch starts the model sooner.
+    """
+    first = min(size, max(1, size // 4))
+    head, rest = skus[:first], skus[first:]
+    return [head, *(rest[lo : lo + size] for lo in range(0, len(rest), size))] if head else []
+
+
 def forecast_payloads(
     skus: Sequence[str],
     window: Window,
@@ -558,8 +569,7 @@ class ForecastWorker:
             self.stats.windows += 1
             return 0
         forecasts = 0
-        size = self.settings.forecast_batch_skus
-        batches = [skus[lo : lo + size] for lo in range(0, len(skus), size)]
+        batches = batch_plan(skus, self.settings.forecast_batch_skus)
         # the store is read one batch ahead, on a thread: Redis and the model overlap
         ahead = self._reader_thread.submit(self._read_inputs, model, work, batches[0])
         for i, batch in enumerate(batches):
@@ -778,6 +788,8 @@ class ForecastWorker:
             st = state[sku]
             if restock[i]:
                 self._restock(ctx, sku, quantiles[i], st, _parse_open(open_raw[i]), pipe)
+            if DayExpectation.is_for(expect_raw[i], ctx.today):
+                continue  # today's expectation is set and yesterday's was evaluated
             expected = DayExpectation.parse(expect_raw[i])
             seasoned = history_days[i] >= MIN_HISTORY_DAYS_FOR_PRICING
             if seasoned and expected is not None and expected.day == ctx.today - timedelta(days=1):
@@ -998,9 +1010,22 @@ class DayExpectation:
         return self.median / self.baseline - 1.0 if self.baseline > 0 else 0.0
 
     def dump(self) -> bytes:
+        """JSON with ``day`` first (what :meth:`is_for` relies on)."""
         import orjson
 
-        return orjson.dumps({**self.__dict__, "day": self.day.isoformat()})
+        return orjson.dumps({"day": self.day.isoformat(), **self._numbers()})
+
+    def _numbers(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "day"}
+
+    @staticmethod
+    def is_for(raw: bytes | str | None, day: date) -> bool:
+        """Whether ``raw`` (as :meth:`dump` wrote it) is the expectation of ``day``, without
+        parsing it: every window of a day after its first finds today's expectation."""
+        if not raw:
+            return False
+        head = raw if isinstance(raw, bytes) else raw.encode()
+        return head.startswith(b'{"day":"%s"' % day.isoformat().encode())
 
     @classmethod
     def parse(cls, raw: bytes | str | None) -> DayExpectation | None:

@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from schemas import Window, WindowClosed
-from streams.forecaster import ModelHolder, ServingModel, plan_windows
+from streams.forecaster import (
+    DayExpectation,
+    ModelHolder,
+    ServingModel,
+    batch_plan,
+    plan_windows,
+)
 
 T0 = datetime(2011, 6, 1, 10, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -126,3 +132,22 @@ def test_backfill_windows_are_skipped() -> None:
     assert backfill_filter(closes, None) == closes
     kept = backfill_filter(closes, T0 + 2 * H)  # windows ending at 11:00 and 12:00 are history
     assert [c.window.end for c in kept] == [T0 + 3 * H, T0 + 4 * H]
+
+
+def test_batches_cover_every_sku_once_with_a_small_first_batch() -> None:
+    skus = [f"S{i:04d}" for i in range(2500)]
+    batches = batch_plan(skus, 1024)
+    assert [len(b) for b in batches] == [256, 1024, 1024, 196]
+    assert [sku for b in batches for sku in b] == skus
+    assert batch_plan([], 1024) == []
+    assert batch_plan(["A", "B"], 1) == [["A"], ["B"]]
+
+
+def test_a_day_expectation_is_recognised_unparsed_and_round_trips() -> None:
+    day = T0.date()
+    expected = DayExpectation(day, 1.0, 2.5, 4.0, promotion_id="P1", baseline=2.0)
+    raw = expected.dump()
+    assert DayExpectation.parse(raw) == expected
+    assert DayExpectation.is_for(raw, day) and DayExpectation.is_for(raw.decode(), day)
+    assert not DayExpectation.is_for(raw, day + timedelta(days=1))
+    assert not DayExpectation.is_for(None, day) and not DayExpectation.is_for(b"", day)
