@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 from rich.console import Console
@@ -66,22 +66,24 @@ def _patch_for(freq: str) -> int:
     return {"D": 14, "W": 4, "H": 24}.get(freq.upper(), 4)
 
 
+class ModelOptions(NamedTuple):
+    """The model options ``train`` and ``backtest`` share."""
+
+    steps: int
+    context: int | None
+    backbone: str
+    gpt2_path: Path | None
+    seed: int
+    threads: int
+
+
 def _build_forecaster(
-    settings: Any,
-    freq: str,
-    horizon: int,
-    known: list[str],
-    static: list[str],
-    steps: int,
-    context: int | None,
-    backbone: str,
-    gpt2_path: Path | None,
-    seed: int,
-    threads: int,
+    settings: Any, freq: str, horizon: int, known: list[str], static: list[str], opts: ModelOptions
 ) -> Any:
     from models.config import DemandcastConfig
     from models.pipeline import TrainingConfig, TransformerForecaster
 
+    steps, context, backbone, gpt2_path, seed, threads = opts
     patch = _patch_for(freq)
     ctx = context or _default_context(freq, horizon, patch)
     extra: dict[str, Any] = {}
@@ -250,19 +252,8 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
         settings = get_settings()
         try:
             panel = read_long_table(data, freq, _split(known), _split(static))
-            f = _build_forecaster(
-                settings,
-                freq,
-                horizon,
-                _split(known),
-                _split(static),
-                steps,
-                context,
-                backbone,
-                gpt2_path,
-                seed,
-                threads,
-            )
+            opts = ModelOptions(steps, context, backbone, gpt2_path, seed, threads)
+            f = _build_forecaster(settings, freq, horizon, _split(known), _split(static), opts)
             seconds = _progress_fit(f, panel, horizon, "training")
             reg = ModelRegistry(registry_dir(registry))
             meta = {
@@ -315,20 +306,9 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
             panel = read_long_table(data, freq, _split(known), _split(static))
             methods: list[Any] = []
             if not no_model:
+                opts = ModelOptions(steps, context, backbone, gpt2_path, seed, threads)
                 methods.append(
-                    _build_forecaster(
-                        settings,
-                        freq,
-                        horizon,
-                        _split(known),
-                        _split(static),
-                        steps,
-                        context,
-                        backbone,
-                        gpt2_path,
-                        seed,
-                        threads,
-                    )
+                    _build_forecaster(settings, freq, horizon, _split(known), _split(static), opts)
                 )
             levels = methods[0].quantile_levels if methods else None
             methods = default_baselines(season, levels) + methods
