@@ -305,7 +305,7 @@ class StreamProcessor:
         if out:
             await self.emit(out)
         keys = [(topic, partition, start) for topic, partition, start, _ in due]
-        await self.sink.drop_windows(keys)
+        await self.sink.drop_windows(due)
         for key in keys:  # scripts handed over until now may still report it (see commit)
             self._dropped[key] = self._scripts
         await self.sink.incr_stat("windows_closed", len(due))

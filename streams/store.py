@@ -151,6 +151,27 @@ end
 return cjson.encode(due)
 """
 
+DROP_LUA = r"""
+local a = 1
+for _ = 1, tonumber(ARGV[1]) do
+  local zkey, skey, start, n = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
+  local first, last = a + 5, a + 4 + n
+  for i = first, last, 1000 do
+    redis.call('SREM', skey, unpack(ARGV, i, math.min(i + 999, last)))
+  end
+  if redis.call('SCARD', skey) == 0 then redis.call('ZREM', zkey, start) end
+  a = last
+end
+return 0
+"""
+"""Forget published windows: ARGV is the number of windows, then per window its open-window
+set, its SKU set, its start and the count and names of the SKUs it was published with.
+
+Only those SKUs leave the window's set. A late event applied between the report and this
+drop added its SKU to the set: the window then stays open and is reported again, with that
+SKU, by its partition's next batch (deleting the whole set lost that SKU's republication).
+"""
+
 
 SERIES_LUA = r"""
 local series_prefix, n_years = ARGV[1], tonumber(ARGV[2])
@@ -210,7 +231,7 @@ class Sink(Protocol):
 
     async def watermarks(self) -> dict[str, int]: ...
 
-    async def drop_windows(self, windows: list[tuple[str, int, int]]) -> None: ...
+    async def drop_windows(self, windows: Sequence[DueWindow]) -> None: ...
 
     async def incr_stat(self, name: str, amount: int) -> None: ...
 
@@ -383,6 +404,7 @@ class RedisSink:
         self._client: Any = None
         self._sync: Any = None
         self._script: Any = None
+        self._drop: Any = None
         self._thread: ThreadPoolExecutor | None = None
 
     def _connect(self) -> Any:
@@ -425,18 +447,17 @@ class RedisSink:
         raw = await self._retry(lambda: client.hgetall(self.layout.watermarks))
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    async def drop_windows(self, windows: list[tuple[str, int, int]]) -> None:
+    async def drop_windows(self, windows: Sequence[DueWindow]) -> None:
         client = self._connect()
-
-        async def drop() -> None:
-            async with client.pipeline(transaction=True) as pipe:
-                for topic, partition, start in windows:
-                    pipe.zrem(self.layout.open_windows(topic, partition), start)
-                    pipe.delete(self.layout.window_skus(topic, partition, start))
-                await pipe.execute()
-
+        if self._drop is None:
+            self._drop = client.register_script(DROP_LUA)
+        args: list[str | int] = [len(windows)]
+        for topic, partition, start, skus in windows:
+            zkey = self.layout.open_windows(topic, partition)
+            args += [zkey, self.layout.window_skus(topic, partition, start), start, len(skus)]
+            args += skus
         if windows:
-            await self._retry(drop)
+            await self._retry(lambda: self._drop(keys=[], args=args))
 
     async def incr_stat(self, name: str, amount: int) -> None:
         client = self._connect()
@@ -553,10 +574,15 @@ class MemorySink:
     async def watermarks(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.hashes.get(self.layout.watermarks, {}).items()}
 
-    async def drop_windows(self, windows: list[tuple[str, int, int]]) -> None:
-        for topic, partition, start in windows:
+    async def drop_windows(self, windows: Sequence[DueWindow]) -> None:
+        for topic, partition, start, skus in windows:
+            key = self.layout.window_skus(topic, partition, start)
+            left = self.sets.get(key, set()) - set(skus)
+            if left:
+                self.sets[key] = left
+                continue
+            self.sets.pop(key, None)
             self.zsets.get(self.layout.open_windows(topic, partition), {}).pop(str(start), None)
-            self.sets.pop(self.layout.window_skus(topic, partition, start), None)
 
     async def incr_stat(self, name: str, amount: int) -> None:
         h = self.hashes.setdefault(self.layout.stats, {})

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
-from schemas import ClickEvent, InventoryEvent, OrderEvent, PromotionEvent
+from schemas import (
+    ClickEvent,
+    InventoryEvent,
+    OrderEvent,
+    PromotionEvent,
+    WindowClosed,
+    decode,
+)
 from streams.processor import RawRecord, StreamProcessor
 from streams.settings import Settings
 from streams.store import MemorySink
@@ -116,3 +124,31 @@ def record(
             }[kind]
         )
     return RawRecord(name, partition, offset, b"k", value)
+
+
+async def late_sku_while_publishing(
+    proc: StreamProcessor, s: Settings, emitted: list[tuple[str, bytes | None, bytes]]
+) -> list[WindowClosed]:
+    """The window 09:00-10:00 closes with SKU A; while its ``windows.closed`` is on its way
+    to the broker, a late event of SKU E for that window is applied; then one more batch.
+    Returns every ``windows.closed`` emitted (``s.grace_seconds`` must be 0)."""
+    release = asyncio.Event()
+    real_emit = proc.emit
+
+    async def slow(messages: list[tuple[str, bytes | None, bytes]]) -> None:
+        if any(t == s.topic_windows_closed for t, _, _ in messages):
+            await release.wait()
+        await real_emit(messages)
+
+    proc.emit = slow
+    await proc.process([record(s, order("1", 5, sku="A"))])
+    closing = await proc.prepare([record(s, order("2", 65, sku="B"))])
+    late = await proc.prepare([record(s, order("3", 10, sku="E"))])  # late, for 09:00-10:00
+    assert closing is not None and late is not None
+    await proc.commit(closing)  # 09:00-10:00 reported with [A], on its way to the broker
+    await proc.commit(late)  # E applied before the published window is forgotten
+    release.set()
+    await proc.flush()
+    await proc.process([record(s, order("4", 70, sku="C"))])
+    await proc.flush()
+    return [decode(WindowClosed, v) for t, _, v in emitted if t == s.topic_windows_closed]

@@ -11,7 +11,17 @@ from streams.features import KeyLayout
 from streams.store import FeatureReader
 
 from .fakes import FakeRedis
-from .helpers import at, click, inventory, order, processor, promotion, record, settings
+from .helpers import (
+    at,
+    click,
+    inventory,
+    late_sku_while_publishing,
+    order,
+    processor,
+    promotion,
+    record,
+    settings,
+)
 
 
 async def test_bad_input_is_dead_lettered_and_never_raises() -> None:
@@ -110,6 +120,16 @@ async def test_closed_windows_publish_in_the_background_once_and_survive_a_failu
     closed = [decode(WindowClosed, v) for t, _, v in emitted if t == s.topic_windows_closed]
     assert [(c.window.start, c.skus) for c in closed] == [(at(0), ["A"])]
     assert str(int(at(0).timestamp() * 1000)) not in sink.zsets["u:wo:orders:0"]  # forgotten
+
+
+async def test_a_late_sku_applied_while_its_window_is_published_is_published_after() -> None:
+    s = settings(grace_seconds=0)
+    proc, sink, emitted = processor(s)
+    closed = await late_sku_while_publishing(proc, s, emitted)
+    assert [(c.window.start, c.skus) for c in closed] == [(at(0), ["A"]), (at(0), ["E"])]
+    start = int(at(0).timestamp() * 1000)
+    assert sink.layout.window_skus(s.topic_orders, 0, start) not in sink.sets  # forgotten
+    assert str(start) not in sink.zsets[sink.layout.open_windows(s.topic_orders, 0)]
 
 
 async def test_watermarks_survive_a_restart_through_the_store() -> None:
