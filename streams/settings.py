@@ -135,7 +135,7 @@ class Settings(BaseSettings):
         ge=1,
         le=1_000_000,
         description="SKUs per batch in the forecast worker (the next batch is read from "
-        "Redis while the model runs this one)",
+        "Redis while the model runs this one; a window's first batch is a quarter of it)",
     )
     forecast_cpu_threads: int = Field(
         1,
