@@ -131,7 +131,7 @@ class Settings(BaseSettings):
         description="Windows ending at or before this UTC time are skipped (a history backfill)",
     )
     forecast_batch_skus: int = Field(
-        1024,
+        2048,
         ge=1,
         le=1_000_000,
         description="SKUs per batch in the forecast worker (the next batch is read from "
