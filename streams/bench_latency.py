@@ -161,17 +161,24 @@ def bench_latency(
     # encoded before the clock starts: the load generator shares the CPUs with the system
     bursts = {hour: hour_of_orders(hour) for hour in range(-1, windows + 1)}
     producer = Producer(producer_config(s))
+    failed: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failed.append(str(err))
 
     def send(hour: int) -> None:
         for key, value in bursts.pop(hour):
             while True:
                 try:
-                    producer.produce(s.topic_orders, value=value, key=key)
+                    producer.produce(s.topic_orders, value=value, key=key, on_delivery=delivered)
                     break
                 except BufferError:
                     producer.poll(0.05)
         if producer.flush(60):
             raise TimeoutError("the bench's orders were not delivered within 60 s")
+        if failed:
+            raise RuntimeError(f"{len(failed)} bench orders failed delivery; first: {failed[0]}")
 
     try:
         # a warm-up hour: both workers have joined their groups and loaded the model
