@@ -100,6 +100,14 @@ class BrokerEmit:
             raise KafkaException(failed[0] if failed else f"{left} messages not delivered in 60 s")
 
 
+def faust_datadir(settings: Settings) -> str:
+    """Where a Faust app of these settings keeps its table directory: under the stack's
+    state dir, not the working directory (Faust makes one even for the memory store)."""
+    parent = settings.state_dir / "faust"
+    parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
+    return str(parent / "{conf.name}-data")
+
+
 def build_app(settings: Settings, *, sink: Sink | None = None, emit: Emit | None = None) -> Any:
     """A new Faust app with the ingest agents; nothing connects until it starts.
 
@@ -120,14 +128,11 @@ def build_app(settings: Settings, *, sink: Sink | None = None, emit: Emit | None
         def _new_transport(self) -> Any:
             return transport_cls(self.conf.broker_consumer, self)
 
-    faust_dir = settings.state_dir / "faust"
-    faust_dir.mkdir(parents=True, exist_ok=True)
     app = App(
         settings.app_id,
         **faust_broker_options(settings),
         store="memory://",
-        # Faust makes a table directory even for the memory store: keep it out of the cwd
-        datadir=str(faust_dir / "{conf.name}-data"),
+        datadir=faust_datadir(settings),
         web_enabled=False,
         autodiscover=False,
         topic_partitions=settings.partitions,

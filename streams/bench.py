@@ -73,13 +73,12 @@ import asyncio, json, os, sys, time
 import uvloop
 asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 import faust, orjson
-from streams.app import faust_broker_options
+from streams.app import faust_broker_options, faust_datadir
 from streams.settings import Settings
 s = Settings()
 n = int(sys.argv[1]); out = sys.argv[2]
-(s.state_dir / "faust").mkdir(parents=True, exist_ok=True)
 app = faust.App(s.app_id + "-bare", **faust_broker_options(s), store="memory://",
-                datadir=str(s.state_dir / "faust" / "{conf.name}-data"), web_enabled=False,
+                datadir=faust_datadir(s), web_enabled=False,
                 autodiscover=False, consumer_auto_offset_reset="earliest",
                 stream_buffer_maxsize=max(4096, 2 * s.batch_max_events))
 topic = app.topic(s.topic_orders, key_serializer="raw", value_serializer="raw")

@@ -32,7 +32,7 @@ import orjson
 
 from schemas import OrderEvent, WindowClosed, decode
 from streams.settings import Settings
-from streams.topics import take
+from streams.topics import produce, take
 
 
 def _window_messages(settings: Settings, stop: threading.Event, sink: dict[str, Any]) -> None:
@@ -169,12 +169,7 @@ def bench_latency(
 
     def send(hour: int) -> None:
         for key, value in bursts.pop(hour):
-            while True:
-                try:
-                    producer.produce(s.topic_orders, value=value, key=key, on_delivery=delivered)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            produce(producer, s.topic_orders, value, key, delivered)
         if producer.flush(60):
             raise TimeoutError("the bench's orders were not delivered within 60 s")
         if failed:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ from streams.alerts import (
 )
 from streams.features import epoch_ms
 from streams.settings import Settings
-from streams.topics import take
+from streams.topics import produce, take
 
 log = logging.getLogger(__name__)
 
@@ -644,15 +644,9 @@ class ForecastWorker:
             [end_day + d * DAY for d in range(model.horizon)],
             quantiles,
         )
-        produce = self.producer.produce
         topic = self.settings.topic_forecasts
         for sku, payload in zip(skus, payloads, strict=True):
-            while True:
-                try:
-                    produce(topic, key=sku.encode(), value=payload)
-                    break
-                except BufferError:  # the local queue is full: let it drain
-                    self.producer.poll(0.05)
+            produce(self.producer, topic, payload, sku.encode())
         current = inputs.current
         latest: dict[Any, Any] = {  # written during the alerts
             sku: payload for sku, payload, ok in zip(skus, payloads, current, strict=True) if ok
@@ -779,7 +773,8 @@ class ForecastWorker:
         current = inputs.current
         restock = self._restock_candidates(ctx, skus, quantiles, state, open_raw) & current
         pipe = self.redis.pipeline(transaction=False)
-        newest = {sku: work.end_ms for sku, ok in zip(skus, current, strict=True) if ok}
+        end_ms = work.end_ms
+        newest = {sku: end_ms for sku, ok in zip(skus, current, strict=True) if ok}
         if newest:
             pipe.hset(self._key("newest"), mapping=newest)  # type: ignore[arg-type]
         for i, sku in enumerate(skus):
@@ -1010,13 +1005,11 @@ class DayExpectation:
         return self.median / self.baseline - 1.0 if self.baseline > 0 else 0.0
 
     def dump(self) -> bytes:
-        """JSON with ``day`` first (what :meth:`is_for` relies on)."""
+        """JSON with ``day`` first, as the dataclass declares it (:meth:`is_for` relies on
+        that)."""
         import orjson
 
-        return orjson.dumps({"day": self.day.isoformat(), **self._numbers()})
-
-    def _numbers(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "day"}
+        return orjson.dumps({**self.__dict__, "day": self.day.isoformat()})
 
     @staticmethod
     def is_for(raw: bytes | str | None, day: date) -> bool:
@@ -1025,7 +1018,7 @@ class DayExpectation:
         if not raw:
             return False
         head = raw if isinstance(raw, bytes) else raw.encode()
-        return head.startswith(b'{"day":"%s"' % day.isoformat().encode())
+        return head.startswith(_day_head(day))
 
     @classmethod
     def parse(cls, raw: bytes | str | None) -> DayExpectation | None:
@@ -1035,6 +1028,13 @@ class DayExpectation:
             return None
         data = orjson.loads(raw)
         return cls(**{**data, "day": date.fromisoformat(data["day"])})
+
+
+@lru_cache(maxsize=8)
+def _day_head(day: date) -> bytes:
+    """How :meth:`DayExpectation.dump` starts for ``day`` (``day`` is its first field, and
+    a dict keeps the position of a key whose value is replaced)."""
+    return b'{"day":"%s"' % day.isoformat().encode()
 
 
 def _text(raw: bytes | str | None) -> str:

@@ -21,6 +21,7 @@ from streams.exceptions import ReplayError
 from streams.features import epoch_ms
 from streams.settings import Settings
 from streams.sources import Rejected, iter_source, key_of, topic_of
+from streams.topics import produce
 
 
 @dataclass
@@ -144,14 +145,10 @@ def produce_events(
                 time.sleep(wait)
         topic = topic_of(event, settings)
         value = event.to_json()
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key_of(event), on_delivery=delivered)
-                break
-            except BufferError:
-                producer.poll(0.05)
-            except KafkaException as exc:  # pragma: no cover - configuration errors
-                raise ReplayError(f"cannot produce to {topic!r}: {exc}") from None
+        try:
+            produce(producer, topic, value, key_of(event), delivered)
+        except KafkaException as exc:  # pragma: no cover - configuration errors
+            raise ReplayError(f"cannot produce to {topic!r}: {exc}") from None
         by_topic[topic] += 1
         if n % 5000 == 0:
             producer.poll(0)

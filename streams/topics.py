@@ -73,6 +73,18 @@ def take(consumer: Any, max_messages: int, timeout_s: float) -> list[Any]:
     return [first, *consumer.consume(max_messages - 1, 0)] if max_messages > 1 else [first]
 
 
+def produce(
+    producer: Any, topic: str, value: bytes, key: bytes | None, on_delivery: Any = None
+) -> None:
+    """``producer.produce``, waiting for the local queue to drain while it is full."""
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
 def remove_namespace(settings: Settings, client: Any, topics: Iterable[str]) -> None:
     """Delete a run's own Redis keys (``{redis_prefix}:*``) and ``topics``: what a benchmark
     made under :meth:`Settings.namespaced` leaves behind otherwise."""
