@@ -225,7 +225,7 @@ class ExponentialSmoothing(_Baseline):
         first = np.where(obs.any(axis=1), obs.argmax(axis=1), t)
         best_sse = np.full(n, np.inf)
         best_point = np.zeros((n, horizon))
-        best_res = np.full((n, self.residual_window), np.nan)
+        best_res = np.full((n, min(self.residual_window, t)), np.nan)
         rows = np.arange(n)
         for a in self.ALPHAS:
             for g in self.GAMMAS:

@@ -91,6 +91,19 @@ def test_shorter_horizon(make: Callable[[], Forecaster], panel: Panel) -> None:
     assert q.shape[:2] == (panel.num_series, 3)
 
 
+def test_history_shorter_than_the_residual_window(
+    make: Callable[[], Forecaster], panel: Panel
+) -> None:
+    """A table shorter than the baselines' residual window (8 seasons: 56 days here, 416
+    weeks for weekly data with season 52) still gets forecasts."""
+    short = panel.slice(0, 30)
+    f = make().fit(short)
+    q = f.predict(short, H, _future(panel))
+    assert q.shape == (panel.num_series, H, len(f.quantile_levels))
+    assert np.isfinite(q).all()
+    assert (q >= 0).all()
+
+
 def test_empty_history_is_an_error(make: Callable[[], Forecaster], panel: Panel) -> None:
     f = make().fit(panel)
     with pytest.raises(ModelError):
