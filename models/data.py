@@ -283,6 +283,23 @@ def _split_cols(cols: str | Sequence[str] | None) -> list[str]:
     return [c.strip() for c in cols if c.strip()]
 
 
+def _numeric_covariate(col: pd.Series, name: str, source: str) -> pd.Series:
+    """A known covariate as floats (``true``/``false`` → 1/0, empty → NaN); text is an error."""
+    if col.dtype == object:
+        flag = col.astype("string").str.strip().str.lower()
+        col = col.mask(flag.eq("true").fillna(False), 1.0)
+        col = col.mask(flag.eq("false").fillna(False), 0.0)
+    values = pd.to_numeric(col, errors="coerce")
+    bad = values.isna() & col.notna() & (col.astype("string").str.strip() != "")
+    if bad.any():
+        raise CovariateError(
+            f"known covariate {name!r} in {source} has {int(bad.sum())} non-numeric values "
+            f"(e.g. {col[bad].iloc[0]!r}); known covariates are numbers: encode a categorical "
+            "one as 0/1 columns (one per value), or pass a per-series label with --static"
+        )
+    return values.astype("float64")
+
+
 def panel_from_frame(
     df: pd.DataFrame,
     freq: str,
@@ -328,7 +345,7 @@ def panel_from_frame(
         )
     df["target"] = target.astype("float64")
     for c in known_cols:
-        df[c] = pd.to_numeric(df[c], errors="coerce")
+        df[c] = _numeric_covariate(df[c], c, source)
     agg: dict[str, str] = {"target": "sum", **{c: "mean" for c in known_cols}}
     grouped = df.groupby(["series_id", "timestamp"], sort=True).agg(agg)
     ids = sorted(grouped.index.get_level_values(0).unique())

@@ -108,6 +108,22 @@ def test_unknown_covariate(log_file: Path, tmp_path: Path) -> None:
         read_long_table(out, "D", known="promo")
 
 
+def test_known_covariates_must_be_numbers(tmp_path: Path) -> None:
+    """A text-valued known covariate (an event name) is an error, not silently zeros; flags
+    written as true/false (with gaps) are read as 1/0."""
+    table = tmp_path / "events.csv"
+    table.write_text(
+        "series_id,timestamp,target,event,holiday\n"
+        "a,2024-01-01,1,,TRUE\n"
+        "a,2024-01-02,2,SuperBowl,\n"
+        "a,2024-01-03,3,,false\n"
+    )
+    with pytest.raises(CovariateError, match=r"'event'.*'SuperBowl'.*0/1 columns"):
+        read_long_table(table, "D", known="event")
+    panel = read_long_table(table, "D", known="holiday", static="event")
+    assert panel.known["holiday"].tolist() == [[1.0, 1.0, 0.0]]  # the gap forward-filled
+
+
 def test_empty_and_malformed_tables(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("series_id,timestamp,target\n")
