@@ -332,20 +332,37 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
         if as_json:
             print(json.dumps(payload, sort_keys=False, default=float))
         else:
-            from rich.table import Table
+            from rich import box
+            from rich.table import Column, Table
 
-            table = Table(
-                "method", "MASE", "WQL", "WAPE", "bias", "cov80", "skill MASE", "skill WQL"
-            )
-            for name, m in payload.items():
-                table.add_row(
+            # two-line headers and the method's full name (never "seasonal_…"): fits 80 columns
+            rows = [
+                [
                     name,
                     *(f"{m[k]:.3f}" for k in ("mase", "wql", "wape", "bias", "coverage80")),
                     *(
                         f"{m['skill'][k]:.1%}" if m["skill"][k] is not None else "-"
                         for k in ("mase", "wql")
                     ),
-                )
+                ]
+                for name, m in payload.items()
+            ]
+            names = ("method", "MASE", "WQL", "WAPE", "bias", "cov80", "skill\nMASE", "skill\nWQL")
+            # every cell whole (never "seasonal_…"), within 80 columns
+            table = Table(
+                *(
+                    Column(
+                        n,
+                        min_width=max(len(r[i]) for r in rows),
+                        no_wrap=True,
+                        justify="right" if i else "left",
+                    )
+                    for i, n in enumerate(names)
+                ),
+                box=box.SIMPLE_HEAD,
+            )
+            for row in rows:
+                table.add_row(*row)
             Console().print(table)
         console.print(
             f"backtest took {elapsed:.1f}s; fit+predict seconds per method: "

@@ -157,6 +157,16 @@ def test_backtest_json(app: typer.Typer, table: Path, tmp_path: Path) -> None:
     assert plot.exists() and plot.stat().st_size > 1000
 
 
+def test_backtest_table_names_every_method_whole(app: typer.Typer, table: Path) -> None:
+    args = ["backtest", "--data", str(table), "--horizon", "7", "--windows", "2", "--no-model"]
+    res = CliRunner().invoke(app, args, terminal_width=80)
+    assert res.exit_code == 0, res.output
+    assert "…" not in res.stdout
+    for name in ("seasonal_naive_band", "seasonal_quantiles", "moving_average", "exp_smoothing"):
+        assert name in res.stdout
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80
+
+
 def test_errors_are_clear(app: typer.Typer, table: Path, tmp_path: Path) -> None:
     run = CliRunner().invoke
     res = run(app, ["train", "--data", str(table), "--horizon", "7", "--known", "promotion"])
