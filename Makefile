@@ -22,7 +22,7 @@ lint: setup ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: setup ## mypy over the packages
+typecheck: setup ## mypy over the packages and the tests
 	$(BIN)/mypy
 
 unit: setup ## Only the tests that need no services

@@ -24,7 +24,11 @@ class Forecaster(Protocol):
     """Fit on a history panel; predict quantiles ``(N, H, Q)`` for the next ``H`` periods."""
 
     name: str
-    quantile_levels: list[float]
+
+    @property
+    def quantile_levels(self) -> list[float]:
+        """The increasing quantile levels of :meth:`predict`'s last axis."""
+        ...
 
     def fit(self, panel: Panel) -> Forecaster:
         """Learn from ``panel`` (everything before the forecast origin); returns ``self``."""

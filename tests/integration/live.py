@@ -50,17 +50,17 @@ def stats(settings: Settings) -> dict[str, int]:
         raw = client.hgetall(f"{settings.redis_prefix}:stats")
     finally:
         client.close()
-    return {k.decode(): int(v) for k, v in raw.items()}
+    return {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in raw.items()}
 
 
 def feature_snapshot(settings: Settings) -> dict[str, dict[bytes, bytes]]:
     """Every bucket and state hash under the test's prefix."""
     client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     try:
-        out = {}
+        out: dict[str, dict[bytes, bytes]] = {}
         for pattern in ("fh", "fd", "s"):
             for key in client.scan_iter(match=f"{settings.redis_prefix}:{pattern}:*", count=5000):
-                out[key.decode()] = client.hgetall(key)
+                out[bytes(key).decode()] = client.hgetall(key)  # type: ignore[assignment]
         return out
     finally:
         client.close()

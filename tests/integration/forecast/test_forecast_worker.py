@@ -106,7 +106,7 @@ def test_one_forecast_per_changed_sku_per_window_across_a_hot_reload(
     assert set(got) == expected, "every changed SKU of every closed window, nothing else"
     assert max(got.values()) == 1, "exactly one forecast per SKU per window"
     # every window on one version, v1 windows strictly before v2 windows: none lost
-    version_of = {}
+    version_of: dict[datetime, str] = {}
     for f in forecasts:
         assert version_of.setdefault(f.window.end, f.model_version) == f.model_version
     ordered = [version_of[end] for end in sorted(version_of)]

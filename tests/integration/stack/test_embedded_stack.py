@@ -37,7 +37,7 @@ def test_broker_round_trips_a_message(stack_settings: Settings) -> None:
     for _ in range(100):
         msg = consumer.poll(1.0)
         if msg is not None and msg.error() is None:
-            seen.append(msg.value())
+            seen.append(bytes(msg.value() or b""))
         if len(seen) == 10:
             break
     consumer.close()

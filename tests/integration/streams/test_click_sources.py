@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from schemas import ClickEvent
 from streams.check import check_log
 from streams.features import KeyLayout
 from streams.replay import load_events
@@ -141,7 +142,7 @@ def test_clickstreams_promotions_and_inventory(isolated: Settings, tmp_path: Pat
     priced = [
         (t, e.event_id, e.price)
         for t, e in load_events(rees, "rees46").events
-        if e.sku == "1004856"
+        if isinstance(e, ClickEvent) and e.sku == "1004856"
     ]
     assert state["last_price"] == max(priced)[2]
     assert (

@@ -78,7 +78,7 @@ def test_replay_through_a_live_worker_matches_the_linear_recomputation(
     assert json.loads(ok.stdout)["matching"] == result.matching
     client = redis.Redis.from_url(s.redis_url)
     key = next(client.scan_iter(match=f"{s.redis_prefix}:fh:*", count=1000))
-    field = next(f for f in client.hkeys(key) if f.startswith(b"units:"))
+    field = next(f for f in client.hkeys(key) if isinstance(f, bytes) and f.startswith(b"units:"))
     client.hincrby(key, field, 1)
     client.close()
     bad = subprocess.run(cli, env=s.as_env(), capture_output=True, timeout=120)

@@ -128,7 +128,7 @@ def test_bad_tensors_give_clear_errors(
     x: dict[str, torch.Tensor | None] = dict(_inputs(tiny.config))
     x.update(change)
     with pytest.raises(InputError, match=message):
-        tiny(**x)  # type: ignore[arg-type]
+        tiny(**x)
 
 
 @pytest.mark.parametrize(

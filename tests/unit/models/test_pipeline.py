@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from models.pipeline import TrainingConfig, TransformerForecaster, resolve_devic
 from .conftest import small_transformer
 
 
-def _small(backbone: str = "patch", steps: int = 20, **kw: object) -> TransformerForecaster:
+def _small(backbone: str = "patch", steps: int = 20, **kw: Any) -> TransformerForecaster:
     return small_transformer(backbone, steps, **kw)
 
 

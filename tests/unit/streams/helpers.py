@@ -41,7 +41,7 @@ def click(
     return ClickEvent(
         event_id=eid,
         event_time=at(minutes),
-        action=action,  # type: ignore[arg-type]
+        action=action,
         session_id="s1",
         sku=sku,
         price=price,
@@ -73,7 +73,7 @@ def promotion(
         promotion_id="p1",
         action=action,
         kind="price_cut",
-        skus=skus,  # type: ignore[arg-type]
+        skus=skus,
         discount_depth=depth,
         planned_start=at(0),
         planned_end=at(days * 1440),

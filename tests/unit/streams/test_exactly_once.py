@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from schemas.events import ClickEvent, OrderEvent
 from streams.check import compare, recompute
 from streams.features import KeyLayout, epoch_ms
 
@@ -38,7 +39,7 @@ events_strategy = st.lists(
 
 
 def build(spec):
-    out = []
+    out: list[OrderEvent | ClickEvent] = []
     for i, (kind, minutes, sku, a, b) in enumerate(spec):
         if kind == "o":
             out.append(order(f"e{i}", minutes, sku=sku, qty=a, price=b))

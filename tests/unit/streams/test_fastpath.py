@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from types import SimpleNamespace
+from typing import Any
 
 from faust.types import TP
 
@@ -14,13 +15,13 @@ class FakeConsumer:
     """The ack bookkeeping of faust's Consumer that carriers touch."""
 
     def __init__(self, committed: int | None = None) -> None:
-        self._committed_offset = defaultdict(lambda: committed)
-        self._acked_index = defaultdict(set)
-        self._acked = defaultdict(list)
+        self._committed_offset: defaultdict[Any, int | None] = defaultdict(lambda: committed)
+        self._acked_index: defaultdict[Any, set[int]] = defaultdict(set)
+        self._acked: defaultdict[Any, list[int]] = defaultdict(list)
         self._n_acked = 0
         self._waiting_for_ack = None
         self.app = SimpleNamespace(topics=SimpleNamespace(acks_enabled_for=lambda t: True))
-        self.acked_messages = []
+        self.acked_messages: list[Any] = []
 
     def ack(self, message) -> bool:  # what faust's Consumer.ack does for one message
         tp = message.tp

@@ -38,7 +38,7 @@ def plan_of(events, **options):
 
 def sums(plan):
     """Fold the plan's H, M and X operations into {(key, field): value}."""
-    out = {}
+    out: dict[tuple[str, ...], float] = {}
     for op in plan.ops:
         added, highs = [], []
         if op[0] in ("H", "M"):

@@ -213,7 +213,7 @@ async def test_a_window_reported_by_a_script_that_ran_before_its_publication_is_
     real_apply = sink.apply
     calls = [0]
 
-    async def answer_late(args):  # type: ignore[no-untyped-def]
+    async def answer_late(args):
         calls[0] += 1
         answer = await real_apply(args)  # the script runs now
         if calls[0] == 2:
