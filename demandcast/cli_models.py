@@ -430,6 +430,14 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
         registry: RegistryOpt = None,
         batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 512,
         threads: ThreadsOpt = 0,
+        compile_model: Annotated[
+            bool | None,
+            typer.Option(
+                "--compile/--no-compile",
+                help="torch.compile the model, as the forecast worker does (default: the "
+                "model_compile setting)",
+            ),
+        ] = None,
     ) -> None:
         """Forecast N random series and report series/s, device, batch size and peak RSS."""
         import torch
@@ -456,6 +464,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
 
                 f._prepare_config(synthetic_panel(4, 8), f.config.prediction_length)
                 f.model = torch.nn.Module.to(DemandcastForecaster(f.config), f.device).eval()
+            f.compile = settings.model_compile if compile_model is None else compile_model
             result = bench_inference(f, series)
         except DemandcastError as exc:
             raise _fail(exc) from None

@@ -62,7 +62,8 @@ def bench_inference(
 ) -> dict[str, Any]:
     """Time ``predict`` on ``num_series`` random series; return the JSON-able result.
 
-    Without ``forecaster`` a random-initialised model of the serving configuration
+    With ``forecaster.compile``, the graph is built first (``compile_s``, not in the
+    timing). Without ``forecaster`` a random-initialised model of the serving configuration
     (``config`` or the default) is used: throughput does not depend on the weights.
     """
     if forecaster is None:
@@ -83,6 +84,7 @@ def bench_inference(
         static=list(c.static_features),
     )
     future = {k: np.ones((num_series, c.prediction_length)) for k in c.known_covariates}
+    compile_s = forecaster.warm_up() if forecaster.compile else 0.0
     forecaster.predict(panel, c.prediction_length, future)  # warm-up
     best = float("inf")
     for _ in range(repeats):
@@ -98,6 +100,8 @@ def bench_inference(
         "batch_size": forecaster.batch_size,
         "context_length": c.context_length,
         "horizon": c.prediction_length,
+        "compiled": forecaster.compile,
+        "compile_s": round(compile_s, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 

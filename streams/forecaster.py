@@ -121,8 +121,11 @@ def baseline_model(context_length: int = 56, horizon: int = 28) -> ServingModel:
     )
 
 
-def load_version(registry_root: Path, version: str | None, device: str) -> ServingModel:
-    """Load ``version`` (default: the champion) from the registry as a :class:`ServingModel`."""
+def load_version(
+    registry_root: Path, version: str | None, device: str, compile: bool = False
+) -> ServingModel:
+    """Load ``version`` (default: the champion) from the registry as a :class:`ServingModel`;
+    with ``compile``, its ``torch.compile``'d graph is built here, before it serves."""
     from models.registry import ModelRegistry
 
     registry = ModelRegistry(registry_root)
@@ -137,6 +140,10 @@ def load_version(registry_root: Path, version: str | None, device: str) -> Servi
             f"model {version} needs known covariates {unsupported} that the forecast worker "
             f"cannot derive from the feature store (it supplies {sorted(SUPPORTED_KNOWN)})"
         )
+    if compile:
+        forecaster.compile = True
+        seconds = forecaster.warm_up()
+        log.info("model %s compiled in %.1f s", version, seconds)
     return ServingModel(
         version=version,
         forecaster=forecaster,
@@ -431,7 +438,11 @@ class ForecastWorker:
         if settings.forecast_cpu_threads:
             # oversubscribed OpenMP threads spin against the stream worker: 5x slower here
             torch.set_num_threads(settings.forecast_cpu_threads)
-        self.holder = holder or ModelHolder(settings.model_registry, settings.device)
+        self.holder = holder or ModelHolder(
+            settings.model_registry,
+            settings.device,
+            loader=partial(load_version, compile=settings.model_compile),
+        )
         self.redis = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
         self.layout = layout_of(settings)
         self.reader = FeatureReader(self.redis, self.layout)

@@ -14,6 +14,7 @@ from streams.forecaster import (
     ModelHolder,
     ServingModel,
     batch_plan,
+    load_version,
     plan_windows,
 )
 
@@ -151,3 +152,26 @@ def test_a_day_expectation_is_recognised_unparsed_and_round_trips() -> None:
     assert DayExpectation.is_for(raw, day) and DayExpectation.is_for(raw.decode(), day)
     assert not DayExpectation.is_for(raw, day + timedelta(days=1))
     assert not DayExpectation.is_for(None, day) and not DayExpectation.is_for(b"", day)
+
+
+def test_a_compiled_model_is_built_before_it_serves_and_forecasts_as_eager(
+    tmp_path: Path,
+) -> None:
+    """``model_compile``: the loader compiles and warms the graph up; the served quantiles
+    equal the eager model's."""
+    from models.bench import synthetic_panel
+    from models.pipeline import TransformerForecaster
+    from models.registry import ModelRegistry
+
+    tiny = Path(__file__).parents[2] / "fixtures" / "tiny_model"
+    ModelRegistry(tmp_path).register(TransformerForecaster.from_pretrained(tiny, device="cpu"))
+    eager = load_version(tmp_path, None, "cpu")
+    served = load_version(tmp_path, None, "cpu", compile=True)
+    assert served.version == eager.version == "v0001"
+    assert served.forecaster.compile and served.forecaster._compiled is not None
+    assert not eager.forecaster.compile and eager.forecaster._compiled is None
+    panel = synthetic_panel(5, 30, seed=1, known=["price_rel"])
+    future = {"price_rel": np.full((5, eager.horizon), 0.95)}
+    np.testing.assert_allclose(
+        served.predict(panel, future), eager.predict(panel, future), rtol=1e-4, atol=1e-4
+    )

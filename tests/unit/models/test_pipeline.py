@@ -196,3 +196,21 @@ def test_inference_batches_match_the_training_gather(panel: Panel) -> None:
     q1 = f.predict(panel, 7)
     f.batch_size = 5
     np.testing.assert_allclose(f.predict(panel, 7), q1, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_inference_matches_eager(panel: Panel) -> None:
+    """``compile=True``: one torch.compile'd graph, partial batches padded to its shape and
+    the padding dropped; the quantiles are the eager ones, whatever the number of series."""
+    f = _small(steps=2)
+    f.fit(panel, 7)
+    future = {"price_rel": np.full((panel.num_series, 7), 0.9)}
+    eager = f.predict(panel, 7, future)
+    f.batch_size, f.compile = 5, True  # 12 series: batches of 5, 5 and 2 (+3 padding rows)
+    np.testing.assert_allclose(f.predict(panel, 7, future), eager, rtol=1e-4, atol=1e-4)
+    assert f.compile and f._compiled is not None, "compiled, not fallen back to eager"
+    few = panel.slice(0, panel.length)
+    few.series_ids, few.target, few.observed = few.series_ids[:3], few.target[:3], few.observed[:3]
+    few.known = {k: v[:3] for k, v in few.known.items()}
+    few.static = {k: v[:3] for k, v in few.static.items()}
+    got = f.predict(few, 7, {"price_rel": future["price_rel"][:3]})
+    np.testing.assert_allclose(got, eager[:3], rtol=1e-4, atol=1e-4)
