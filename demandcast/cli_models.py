@@ -464,7 +464,8 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
 
                 f._prepare_config(synthetic_panel(4, 8), f.config.prediction_length)
                 f.model = torch.nn.Module.to(DemandcastForecaster(f.config), f.device).eval()
-            f.compile = settings.model_compile if compile_model is None else compile_model
+            default = bool(getattr(settings, "model_compile", False))
+            f.compile = default if compile_model is None else compile_model
             result = bench_inference(f, series)
         except DemandcastError as exc:
             raise _fail(exc) from None

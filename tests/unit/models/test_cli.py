@@ -195,3 +195,4 @@ def test_bench_inference(app: typer.Typer) -> None:
         "peak_rss_mb",
     } <= set(out)
     assert out["series_per_s"] > 0 and out["horizon"] == 28
+    assert out["compiled"] is False and out["compile_s"] == 0.0  # eager unless asked
