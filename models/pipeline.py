@@ -521,6 +521,14 @@ class TransformerForecaster:
         self, run: Callable[..., Any], model: DemandcastForecaster, batch: dict[str, Any]
     ) -> torch.Tensor:
         """One batch's quantiles; a compiled graph that fails to build falls back to eager."""
+        if run is not model:
+            # the compiled graph is specialised on strides: the history rows are views of a
+            # (N, L + T) array, so a table of another length would recompile; the broadcast
+            # calendar (stride 0) keeps its layout
+            batch = {
+                k: v.contiguous() if isinstance(v, torch.Tensor) and v.stride(0) else v
+                for k, v in batch.items()
+            }
         try:
             q = run(**batch, validate=False).quantiles  # inputs checked in predict
         except Exception as exc:

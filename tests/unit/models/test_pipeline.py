@@ -200,13 +200,20 @@ def test_inference_batches_match_the_training_gather(panel: Panel) -> None:
 
 def test_compiled_inference_matches_eager(panel: Panel) -> None:
     """``compile=True``: one torch.compile'd graph, partial batches padded to its shape and
-    the padding dropped; the quantiles are the eager ones, whatever the number of series."""
+    the padding dropped; the quantiles are the eager ones, whatever the number of series,
+    and histories of other lengths reuse the graph (a recompile would fall back to eager)."""
     f = _small(steps=2)
     f.fit(panel, 7)
     future = {"price_rel": np.full((panel.num_series, 7), 0.9)}
     eager = f.predict(panel, 7, future)
+    shorter = panel.slice(0, 40)
+    eager_shorter = f.predict(shorter, 7, future)
     f.batch_size, f.compile = 5, True  # 12 series: batches of 5, 5 and 2 (+3 padding rows)
-    np.testing.assert_allclose(f.predict(panel, 7, future), eager, rtol=1e-4, atol=1e-4)
+    f.warm_up()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        np.testing.assert_allclose(f.predict(panel, 7, future), eager, rtol=1e-4, atol=1e-4)
+        got = f.predict(shorter, 7, future)
+    np.testing.assert_allclose(got, eager_shorter, rtol=1e-4, atol=1e-4)
     assert f.compile and f._compiled is not None, "compiled, not fallen back to eager"
     few = panel.slice(0, panel.length)
     few.series_ids, few.target, few.observed = few.series_ids[:3], few.target[:3], few.observed[:3]
