@@ -335,7 +335,6 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
             from rich import box
             from rich.table import Column, Table
 
-            # two-line headers and the method's full name (never "seasonal_…"): fits 80 columns
             rows = [
                 [
                     name,
@@ -348,7 +347,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
                 for name, m in payload.items()
             ]
             names = ("method", "MASE", "WQL", "WAPE", "bias", "cov80", "skill\nMASE", "skill\nWQL")
-            # every cell whole (never "seasonal_…"), within 80 columns
+            # two-line headers, every cell whole (never "seasonal_…"): fits 80 columns
             table = Table(
                 *(
                     Column(

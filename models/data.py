@@ -285,12 +285,13 @@ def _split_cols(cols: str | Sequence[str] | None) -> list[str]:
 
 def _numeric_covariate(col: pd.Series, name: str, source: str) -> pd.Series:
     """A known covariate as floats (``true``/``false`` → 1/0, empty → NaN); text is an error."""
-    if col.dtype == object:
-        flag = col.astype("string").str.strip().str.lower()
-        col = col.mask(flag.eq("true").fillna(False), 1.0)
-        col = col.mask(flag.eq("false").fillna(False), 0.0)
-    values = pd.to_numeric(col, errors="coerce")
-    bad = values.isna() & col.notna() & (col.astype("string").str.strip() != "")
+    if pd.api.types.is_numeric_dtype(col.dtype):  # numbers or booleans as read
+        return col.astype("float64")
+    text = col.astype("string").str.strip().replace("", pd.NA)
+    flag = text.str.lower()
+    text = text.mask(flag.eq("true").fillna(False), "1").mask(flag.eq("false").fillna(False), "0")
+    values = pd.to_numeric(text, errors="coerce")
+    bad = values.isna() & text.notna()
     if bad.any():
         raise CovariateError(
             f"known covariate {name!r} in {source} has {int(bad.sum())} non-numeric values "

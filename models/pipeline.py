@@ -491,19 +491,14 @@ class TransformerForecaster:
         return out
 
     def warm_up(self) -> float:
-        """Run one full batch of zero histories through :meth:`predict` (with
+        """Run one full batch of synthetic histories through :meth:`predict` (with
         :attr:`compile`, this builds the graph before real traffic); returns the seconds."""
+        from models.bench import synthetic_panel  # models.bench imports this module
+
         c = self.config
-        n, length, h = self.batch_size, c.context_length, c.prediction_length
-        zeros = np.zeros((n, length))
-        panel = Panel(
-            [f"warm-up-{i}" for i in range(n)],
-            pd.date_range("2024-01-01", periods=length, freq=FREQ_ALIASES[c.freq]),
-            c.freq,
-            zeros,
-            np.ones((n, length), dtype=bool),
-            {k: np.ones((n, length)) for k in c.known_covariates},
-            {k: np.full(n, "warm-up") for k in c.static_features},
+        n, h = self.batch_size, c.prediction_length
+        panel = synthetic_panel(
+            n, c.context_length, freq=c.freq, known=c.known_covariates, static=c.static_features
         )
         t0 = time.perf_counter()
         self.predict(panel, h, {k: np.ones((n, h)) for k in c.known_covariates})
