@@ -18,9 +18,10 @@ demo: setup ## The main job: stack up, replay the real UCI log, forecasts, repor
 test: setup lint typecheck ## ruff, mypy, then every test (integration against real Kafka + Redis)
 	$(BIN)/pytest tests
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff lint and format check, the layer contract (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 
 typecheck: setup ## mypy over the packages and the tests
 	$(BIN)/mypy
