@@ -16,6 +16,7 @@ from typing import Annotated, Any, NamedTuple
 import typer
 from rich.console import Console
 
+from demandcast.errors import describe, exit_code_of
 from demandcast.groups import command_group
 from schemas import DemandcastError
 
@@ -48,8 +49,8 @@ ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch CPU threads (0
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)  # plain: paths in messages must not be wrapped
-    return typer.Exit(2)
+    typer.echo(f"error: {describe(exc)}", err=True)  # plain: paths must not be wrapped
+    return typer.Exit(exit_code_of(exc))
 
 
 def _split(cols: str | None) -> list[str]:
@@ -210,9 +211,10 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
     ) -> None:
         """Turn an order log into a long table series_id,timestamp,target,price_rel,shop_open."""
         from models.data import read_uci_log, uci_to_long, write_long_table
+        from models.exceptions import InputError
 
         if fmt.lower() != "uci":
-            raise _fail(ValueError(f"unknown log format {fmt!r}; supported: uci"))
+            raise _fail(InputError(f"unknown log format {fmt!r}; use --format uci"))
         try:
             table = uci_to_long(read_uci_log(file), freq, top, from_log_start)
             write_long_table(table, out)
