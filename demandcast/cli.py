@@ -22,7 +22,7 @@ from schemas import DemandcastError
 
 if TYPE_CHECKING:
     from streams.settings import Settings
-    from streams.stack import ServiceStatus
+    from streams.stack.embedded import ServiceStatus
 
 app = typer.Typer(
     name="demandcast",
@@ -77,7 +77,7 @@ def settings_cmd(
 @app.command("doctor")
 def doctor() -> None:
     """Check that the configured Kafka and Redis answer (exit 1 if not)."""
-    from streams.health import check_services
+    from streams.stack.health import check_services
 
     settings = get_settings()
     health = check_services(settings)
@@ -111,7 +111,7 @@ def stack_up() -> None:
     """Start the embedded Kafka (KRaft) and Redis; wait until both answer."""
     import time
 
-    from streams.stack import EmbeddedStack
+    from streams.stack.embedded import EmbeddedStack
 
     started = time.monotonic()
     with console.status("starting the embedded Kafka and Redis ..."):
@@ -123,7 +123,7 @@ def stack_up() -> None:
 @stack_app.command("down")
 def stack_down() -> None:
     """Stop the embedded Kafka and Redis; no process is left behind."""
-    from streams.stack import EmbeddedStack
+    from streams.stack.embedded import EmbeddedStack
 
     stopped = EmbeddedStack(get_settings()).down()
     console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -134,7 +134,7 @@ def stack_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Versions, ports, PIDs and memory of the embedded services."""
-    from streams.stack import EmbeddedStack
+    from streams.stack.embedded import EmbeddedStack
 
     statuses = EmbeddedStack(get_settings()).status()
     if as_json:
@@ -155,7 +155,7 @@ def forecaster_cmd(
     import logging
 
     from streams.forecaster import ForecastWorker
-    from streams.processes import quiet_collector
+    from streams.stack.processes import quiet_collector
 
     settings = get_settings()
     logging.basicConfig(

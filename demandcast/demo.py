@@ -200,8 +200,8 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     """Run the demo end to end; return what it measured (the report is written too)."""
     import redis
 
-    from streams.processes import ChildProcess
-    from streams.stack import EmbeddedStack
+    from streams.stack.embedded import EmbeddedStack
+    from streams.stack.processes import ChildProcess
     from streams.topics import ensure_topics
 
     t_start = time.monotonic()

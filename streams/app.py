@@ -209,7 +209,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     """Run the stream worker until SIGINT/SIGTERM (creates the topics first)."""
     import asyncio
 
-    from streams.processes import quiet_collector
+    from streams.stack.processes import quiet_collector
 
     try:
         import uvloop

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.exceptions import StreamsError
-from streams.processes import ChildProcess
 from streams.settings import Settings
+from streams.stack.processes import ChildProcess
 
 DEFAULT_LOG = (
     Path(__file__).resolve().parents[2]

@@ -122,8 +122,8 @@ def bench_latency(
     from confluent_kafka import Producer
 
     from streams.forecaster import serving_device
-    from streams.processes import ChildProcess
     from streams.replay import key_of, producer_config
+    from streams.stack.processes import ChildProcess
     from streams.topics import ensure_topics, remove_namespace
 
     s = settings.namespaced(f"lat-{uuid.uuid4().hex[:8]}").model_copy(

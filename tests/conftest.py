@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.health import check_services
 from streams.settings import Settings
+from streams.stack.health import check_services
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -25,7 +25,7 @@ UCI_LOG = SHARED_DATA / "online_retail" / "online_retail.csv.gz"
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    from streams.stack import kafka_version, redis_version
+    from streams.stack.embedded import kafka_version, redis_version
 
     settings = Settings()
     return [
@@ -38,7 +38,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 @pytest.fixture(scope="session")
 def stack_settings() -> Iterator[Settings]:
     """Settings pointing at a live Kafka + Redis (reused, or the embedded stack)."""
-    from streams.stack import EmbeddedStack
+    from streams.stack.embedded import EmbeddedStack
 
     settings = Settings()
     if check_services(settings).ok:

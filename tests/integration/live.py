@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import redis
 
-from streams.processes import ChildProcess
 from streams.settings import Settings
+from streams.stack.processes import ChildProcess
 
 
 @contextmanager

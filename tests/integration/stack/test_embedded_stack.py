@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.exceptions import StackError
 from streams.settings import Settings
-from streams.stack import EmbeddedStack, _pid_alive
+from streams.stack.embedded import EmbeddedStack, _pid_alive
 
 pytestmark = pytest.mark.integration
 

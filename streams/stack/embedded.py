@@ -25,9 +25,9 @@ from importlib import resources
 from pathlib import Path
 
 from streams.exceptions import StackError
-from streams.health import Health, check_redis, check_services
-from streams.processes import proc_status_mb
 from streams.settings import Settings
+from streams.stack.health import Health, check_redis, check_services
+from streams.stack.processes import proc_status_mb
 
 KAFKA_VERSION_RE = re.compile(r"<kafka\.version>([^<]+)</kafka\.version>")
 _LOCALHOST = "127.0.0.1"
@@ -56,14 +56,14 @@ class ServiceStatus:
 
 
 def _stack_file(name: str) -> str:
-    return resources.files("streams").joinpath("stack_files", name).read_text()
+    return resources.files("streams.stack").joinpath("files", name).read_text()
 
 
 def kafka_version() -> str:
-    """The Apache Kafka version the embedded stack runs (pinned in ``stack_files/pom.xml``)."""
+    """The Apache Kafka version the embedded stack runs (pinned in ``files/pom.xml``)."""
     match = KAFKA_VERSION_RE.search(_stack_file("pom.xml"))
     if match is None:  # pragma: no cover - the shipped pom always names it
-        raise StackError("stack_files/pom.xml does not pin <kafka.version>")
+        raise StackError("streams/stack/files/pom.xml does not pin <kafka.version>")
     return match.group(1)
 
 
