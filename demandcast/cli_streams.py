@@ -83,7 +83,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
     ) -> None:
         """Produce a historical log to Kafka in event-time order, keyed by SKU."""
-        from streams.replay import replay
+        from streams.history.replay import replay
 
         summary = replay(
             get_settings(),
@@ -127,7 +127,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
 
         Exits 1 when any bucket is lost, double-counted or different.
         """
-        from streams.check import check_log
+        from streams.history.check import check_log
 
         result = check_log(
             get_settings(),

@@ -5,7 +5,7 @@
    on exactly the same table) and make it the champion;
 3. start the stream worker and the forecast worker as processes of their own;
 4. replay the remaining months at full speed, with simulated inventory (the log has none:
-   see :mod:`streams.simulate`), and show a live summary;
+   see :mod:`streams.history.simulate`), and show a live summary;
 5. write a report directory: a PNG of a few SKUs' actuals against their forecast bands and a
    Markdown summary of throughput, accuracy and alerts.
 """
@@ -143,8 +143,8 @@ def demo_events(
     inventory for the top SKUs (the live replay); and the number of inventory events."""
     from schemas import OrderEvent
     from streams.features import epoch_ms
-    from streams.replay import load_events
-    from streams.simulate import InventoryPolicy, simulate_inventory
+    from streams.history.replay import load_events
+    from streams.history.simulate import InventoryPolicy, simulate_inventory
 
     loaded = load_events(opts.log, "uci")
     split_ms = epoch_ms(opts.split)
@@ -262,7 +262,7 @@ def _replay_live(
     the stream worker has them all and the forecast worker (if running) has caught up:
     (replay seconds, drain seconds)."""
     from streams.forecaster import forecaster_lag
-    from streams.replay import produce_events
+    from streams.history.replay import produce_events
 
     before = _stats(client, f"{settings.redis_prefix}:stats", {})
     base = sum(int(before.get(k, 0)) for k in ("events", "duplicates", "dead_letters"))

@@ -72,7 +72,7 @@ class BrokerEmit:
         if self._producer is None:
             from confluent_kafka import Producer
 
-            from streams.replay import producer_config
+            from streams.history.replay import producer_config
 
             self._producer = Producer({**producer_config(self.settings), "linger.ms": 5})
         return self._producer

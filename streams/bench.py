@@ -7,7 +7,7 @@ The run uses topics, a consumer group and a Redis prefix of its own (removed at 
 3. ``bare_faust_per_s``: a Faust agent that only does ``take_events()`` and JSON parsing;
 4. ``events_per_s``: ``demandcast worker`` from an empty state, first event consumed to
    last feature durable in Redis (both instants recorded by the worker in Redis);
-5. ``lost`` / ``duplicated``: the consistency check of :mod:`streams.check`.
+5. ``lost`` / ``duplicated``: the consistency check of :mod:`streams.history.check`.
 
 The three measurements run one after another, so they do not compete for the CPU.
 """
@@ -146,9 +146,9 @@ def bench_ingest(
 
     import redis
 
-    from streams.check import compare, recompute
     from streams.features import KeyLayout
-    from streams.replay import load_events, produce_events
+    from streams.history.check import compare, recompute
+    from streams.history.replay import load_events, produce_events
     from streams.store import FeatureReader
     from streams.topics import ensure_topics, remove_namespace, stream_topics
 

@@ -122,7 +122,7 @@ def bench_latency(
     from confluent_kafka import Producer
 
     from streams.forecaster import serving_device
-    from streams.replay import key_of, producer_config
+    from streams.history.replay import key_of, producer_config
     from streams.stack.processes import ChildProcess
     from streams.topics import ensure_topics, remove_namespace
 

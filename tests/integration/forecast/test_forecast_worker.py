@@ -29,7 +29,7 @@ from schemas import (
     decode,
 )
 from streams.forecaster import BASELINE_VERSION, ForecastWorker, WindowWork, forecaster_lag
-from streams.replay import produce_events, replay
+from streams.history.replay import produce_events, replay
 from streams.settings import Settings
 from streams.topics import ensure_topics
 

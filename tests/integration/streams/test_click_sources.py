@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from schemas import ClickEvent
-from streams.check import check_log
 from streams.features import KeyLayout
-from streams.replay import load_events
+from streams.history.check import check_log
+from streams.history.replay import load_events
 from streams.settings import Settings
 from streams.store import FeatureReader
 

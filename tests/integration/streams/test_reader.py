@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from schemas import InventoryEvent, OrderEvent, PromotionEvent
+from streams.history.replay import load_events
 from streams.processor import RawRecord, StreamProcessor, layout_of
-from streams.replay import load_events
 from streams.settings import Settings
 from streams.store import FeatureReader, RedisSink
 

@@ -14,8 +14,8 @@ import redis
 from confluent_kafka import Producer
 
 from schemas import DeadLetter, WindowClosed, decode
-from streams.check import check_log
-from streams.replay import replay
+from streams.history.check import check_log
+from streams.history.replay import replay
 from streams.settings import Settings
 from streams.topics import ensure_topics
 

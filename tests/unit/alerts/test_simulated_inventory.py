@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas import OrderEvent
 from streams.features import DAY_MS
-from streams.simulate import InventoryPolicy, simulate_inventory
+from streams.history.simulate import InventoryPolicy, simulate_inventory
 
 T0 = 1_300_000_000_000
 

@@ -9,8 +9,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from schemas.events import ClickEvent, OrderEvent
-from streams.check import compare, recompute
 from streams.features import KeyLayout, epoch_ms
+from streams.history.check import compare, recompute
 
 from .fakes import FakeRedis
 from .helpers import click, order, processor, record, settings

@@ -8,8 +8,8 @@ import pytest
 
 from schemas import ClickEvent, OrderEvent
 from streams.exceptions import ReplayError
-from streams.replay import load_events
-from streams.sources import Rejected, iter_source, key_of, topic_of
+from streams.history.replay import load_events
+from streams.history.sources import Rejected, iter_source, key_of, topic_of
 
 from .helpers import settings
 

@@ -196,7 +196,7 @@ def check_log(
     """Load the log as ``replay`` would, recompute, and compare with Redis."""
     import redis
 
-    from streams.replay import load_events
+    from streams.history.replay import load_events
 
     loaded = load_events(log, fmt, start=start, end=end, limit=limit)
     expected = recompute(loaded.events)

@@ -1,6 +1,6 @@
 """Replay a historical log into Kafka: event-time order, keyed by SKU, idempotent producer.
 
-:func:`load_events` reads a log with :mod:`streams.sources`, keeps the events inside
+:func:`load_events` reads a log with :mod:`streams.history.sources`, keeps the events inside
 ``[start, end)``, sorts them by event time (stable: file order breaks ties) and keeps the
 first ``limit``. :func:`replay` produces them with an idempotent confluent-kafka producer
 at full speed or ``speed``× real time, and returns a :class:`ReplaySummary`.
@@ -19,8 +19,8 @@ from typing import Any
 from schemas import Event
 from streams.exceptions import ReplayError
 from streams.features import epoch_ms
+from streams.history.sources import Rejected, iter_source, key_of, topic_of
 from streams.settings import Settings
-from streams.sources import Rejected, iter_source, key_of, topic_of
 from streams.topics import produce
 
 
