@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.covariates import price_rel, ref_periods
 from models.exceptions import CovariateError, DataError
 
 UCI_COLUMNS = (
@@ -138,8 +139,9 @@ def uci_to_long(
     """Aggregate cleaned UCI lines to a long table of units per SKU and period.
 
     Columns: ``series_id, timestamp, target, price_rel, shop_open`` where ``price_rel`` is
-    the period's mean unit price over the SKU's median unit price (1.0 on periods without
-    sales: the reference price is assumed) and ``shop_open`` is 1 when the whole shop sold
+    the one definition of :func:`models.covariates.price_rel` (the period's mean unit price
+    over the median of the four weeks before it; 1.0 without sales), which the forecast
+    worker computes from the feature store, and ``shop_open`` is 1 when the whole shop sold
     anything in the period. Every SKU has a row for every period from its first sale (or,
     with ``from_log_start``, from the log's first period) to the end of the log; periods
     without sales are zeros. ``top`` keeps the ``top`` SKUs with most units (ties broken by
@@ -159,7 +161,7 @@ def uci_to_long(
     agg = df.groupby(["StockCode", "timestamp"], sort=True).agg(
         target=("Quantity", "sum"), revenue=("revenue", "sum")
     )
-    ref = df.groupby("StockCode")["UnitPrice"].median()
+    lookback = ref_periods(freq)
     periods = pd.date_range(df["timestamp"].min(), df["timestamp"].max(), freq=alias)
     active = set(floor_to_period(lines["InvoiceDate"], freq).unique())
     frames = []
@@ -167,14 +169,14 @@ def uci_to_long(
         g = group.droplevel(0)
         idx = periods if from_log_start else periods[periods >= g.index.min()]
         g = g.reindex(idx)
-        price = (g["revenue"] / g["target"]) / float(ref[sku])
+        units, revenue = g["target"].fillna(0.0).to_numpy(), g["revenue"].fillna(0.0).to_numpy()
         frames.append(
             pd.DataFrame(
                 {
                     "series_id": sku,
                     "timestamp": idx,
-                    "target": g["target"].fillna(0.0).to_numpy(),
-                    "price_rel": price.fillna(1.0).round(4).to_numpy(),
+                    "target": units,
+                    "price_rel": price_rel(units[None], revenue[None], lookback)[0],
                     "shop_open": [1.0 if t in active else 0.0 for t in idx],
                 }
             )
