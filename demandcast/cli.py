@@ -192,7 +192,7 @@ def tail_cmd(
     raw: Annotated[bool, typer.Option("--raw", help="Print each message's JSON as it is")] = False,
 ) -> None:
     """Print the messages of an output topic readably (commits no offsets)."""
-    from streams.tail import render, resolve_topic, tail
+    from streams.kafka.tail import render, resolve_topic, tail
 
     settings = get_settings()
     for message in tail(

@@ -200,9 +200,9 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     """Run the demo end to end; return what it measured (the report is written too)."""
     import redis
 
+    from streams.kafka.admin import ensure_topics
     from streams.stack.embedded import EmbeddedStack
     from streams.stack.processes import ChildProcess
-    from streams.topics import ensure_topics
 
     t_start = time.monotonic()
     run = DemoRun()
@@ -314,7 +314,7 @@ def _replay_live(
 
 def _read_topic(settings: Settings, topic: str) -> list[dict[str, Any]]:
     """Every JSON message of ``topic``, from the beginning."""
-    from streams.tail import tail
+    from streams.kafka.tail import tail
 
     return [
         m.value

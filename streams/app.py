@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from streams.processor import Emit, Prepared, StreamProcessor, layout_of
+from streams.kafka.producer import DeliveryReport, Producer, producer_config
+from streams.processor import Emit, Outgoing, Prepared, StreamProcessor, layout_of
 from streams.settings import Settings
 from streams.store import RedisSink, Sink
 
@@ -64,40 +65,19 @@ class BrokerEmit:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._producer: Any = None
+        self._producer: Producer | None = None
 
     @property
-    def producer(self) -> Any:
+    def producer(self) -> Producer:
         """The producer, made on first use (building the app connects to nothing)."""
         if self._producer is None:
-            from confluent_kafka import Producer
-
-            from streams.history.replay import producer_config
-
             self._producer = Producer({**producer_config(self.settings), "linger.ms": 5})
         return self._producer
 
-    async def __call__(self, messages: list[tuple[str, bytes | None, bytes]]) -> None:
-        from confluent_kafka import KafkaException
-
-        loop = asyncio.get_running_loop()
-        failed: list[Any] = []
-
-        def delivered(err: Any, _msg: Any) -> None:
-            if err is not None:
-                failed.append(err)
-
-        produce = self.producer.produce
-        for topic, key, value in messages:
-            while True:
-                try:
-                    produce(topic, value=value, key=key, on_delivery=delivered)
-                    break
-                except BufferError:  # the local queue is full: let it drain
-                    await loop.run_in_executor(None, self.producer.poll, 0.1)
-        left = await loop.run_in_executor(None, self.producer.flush, 60.0)
-        if failed or left:
-            raise KafkaException(failed[0] if failed else f"{left} messages not delivered in 60 s")
+    async def __call__(self, messages: list[Outgoing]) -> None:
+        report = DeliveryReport()  # this call's messages only: calls may overlap
+        await self.producer.send_all(messages, report)
+        await self.producer.deliver_async(60.0, report)
 
 
 def faust_datadir(settings: Settings) -> str:
@@ -219,7 +199,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
         pass
     import faust
 
-    from streams.topics import ensure_topics
+    from streams.kafka.admin import ensure_topics
 
     ensure_topics(settings)
     app = build_app(settings)

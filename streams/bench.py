@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.exceptions import StreamsError
+from streams.kafka.consumer import new_consumer
 from streams.settings import Settings
 from streams.stack.processes import ChildProcess
 
@@ -36,16 +37,11 @@ DEFAULT_LOG = (
 
 def _raw_consume(settings: Settings, topic: str, n: int) -> float:
     import orjson
-    from confluent_kafka import Consumer
 
-    consumer = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": f"raw-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "fetch.max.bytes": 64 * 1024 * 1024,
-        }
+    consumer = new_consumer(
+        settings,
+        f"raw-{uuid.uuid4().hex}",
+        {"auto.offset.reset": "earliest", "fetch.max.bytes": 64 * 1024 * 1024},
     )
     consumer.subscribe([topic])
     loads = orjson.loads
@@ -149,8 +145,8 @@ def bench_ingest(
     from streams.features import KeyLayout
     from streams.history.check import compare, recompute
     from streams.history.replay import load_events, produce_events
+    from streams.kafka.admin import ensure_topics, remove_namespace, stream_topics
     from streams.store import FeatureReader
-    from streams.topics import ensure_topics, remove_namespace, stream_topics
 
     log = log or DEFAULT_LOG
     tag = uuid.uuid4().hex[:8]

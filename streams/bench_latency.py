@@ -31,22 +31,16 @@ import numpy as np
 import orjson
 
 from schemas import OrderEvent, WindowClosed, decode
+from streams.kafka.consumer import new_consumer, take
 from streams.settings import Settings
-from streams.topics import produce, take
 
 
 def _window_messages(settings: Settings, stop: threading.Event, sink: dict[str, Any]) -> None:
     """Collect WindowClosed and Forecast messages with their arrival times."""
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": f"{settings.app_id}-bench-observer-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 10,
-        }
+    consumer = new_consumer(
+        settings,
+        f"{settings.app_id}-bench-observer-{uuid.uuid4().hex[:6]}",
+        {"auto.offset.reset": "earliest", "fetch.wait.max.ms": 10},
     )
     consumer.subscribe([settings.topic_windows_closed, settings.topic_forecasts])
     closed_at: dict[tuple[datetime, str], float] = {}
@@ -119,12 +113,12 @@ def bench_latency(
 ) -> dict[str, Any]:
     """Run the benchmark (see the module docstring); return its JSON-able report."""
     import redis
-    from confluent_kafka import Producer
 
     from streams.forecaster import serving_device
-    from streams.history.replay import key_of, producer_config
+    from streams.history.sources import key_of
+    from streams.kafka.admin import ensure_topics, remove_namespace
+    from streams.kafka.producer import Producer, producer_config
     from streams.stack.processes import ChildProcess
-    from streams.topics import ensure_topics, remove_namespace
 
     s = settings.namespaced(f"lat-{uuid.uuid4().hex[:8]}").model_copy(
         update={"forecast_max_pending_windows": 2, "grace_seconds": 0}
@@ -160,20 +154,12 @@ def bench_latency(
 
     # encoded before the clock starts: the load generator shares the CPUs with the system
     bursts = {hour: hour_of_orders(hour) for hour in range(-1, windows + 1)}
-    producer = Producer(producer_config(s))
-    failed: list[str] = []
-
-    def delivered(err: Any, _msg: Any) -> None:
-        if err is not None:
-            failed.append(str(err))
+    producer = Producer(producer_config(s), what="bench orders")
 
     def send(hour: int) -> None:
         for key, value in bursts.pop(hour):
-            produce(producer, s.topic_orders, value, key, delivered)
-        if producer.flush(60):
-            raise TimeoutError("the bench's orders were not delivered within 60 s")
-        if failed:
-            raise RuntimeError(f"{len(failed)} bench orders failed delivery; first: {failed[0]}")
+            producer.send(s.topic_orders, value, key)
+        producer.deliver(60)
 
     try:
         # a warm-up hour: both workers have joined their groups and loaded the model

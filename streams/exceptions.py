@@ -20,3 +20,8 @@ class TopicError(StreamsError, RuntimeError):
 
 class ReplayError(StreamsError, ValueError):
     """A historical log cannot be replayed (unknown format, unreadable file, bad option)."""
+
+
+class DeliveryError(StreamsError, RuntimeError):
+    """The broker did not acknowledge every message given to a producer: some were refused,
+    or the wait for them timed out."""

@@ -58,8 +58,9 @@ from streams.alerts import (
     restock_transition,
 )
 from streams.features import epoch_ms
+from streams.kafka.consumer import group_lag, new_consumer, take
+from streams.kafka.producer import Producer
 from streams.settings import Settings
-from streams.topics import produce, take
 
 log = logging.getLogger(__name__)
 
@@ -354,26 +355,7 @@ def day_floor(moment: datetime) -> datetime:
 
 def forecaster_lag(settings: Settings) -> int:
     """``windows.closed`` messages the forecast worker has not committed yet."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    probe = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": f"{settings.app_id}-forecaster",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        topic = settings.topic_windows_closed
-        meta = probe.list_topics(topic, timeout=10).topics[topic]
-        parts = [TopicPartition(topic, p) for p in meta.partitions]
-        lag = 0
-        for tp in probe.committed(parts, timeout=10):
-            _, high = probe.get_watermark_offsets(tp, timeout=10)
-            lag += high - max(tp.offset, 0)
-        return lag
-    finally:
-        probe.close()
+    return group_lag(settings, f"{settings.app_id}-forecaster", settings.topic_windows_closed)
 
 
 # --- the worker ----------------------------------------------------------------------------
@@ -429,7 +411,6 @@ class ForecastWorker:
     def __init__(self, settings: Settings, holder: ModelHolder | None = None) -> None:
         import redis
         import torch
-        from confluent_kafka import Consumer, Producer
 
         from streams.processor import layout_of
         from streams.store import FeatureReader
@@ -446,7 +427,7 @@ class ForecastWorker:
         self.redis = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
         self.layout = layout_of(settings)
         self.reader = FeatureReader(self.redis, self.layout)
-        from streams.topics import ensure_topics
+        from streams.kafka.admin import ensure_topics
 
         ensure_topics(
             settings,
@@ -458,19 +439,20 @@ class ForecastWorker:
                 settings.topic_alerts_pricing,
             ),
         )
-        conf = settings.kafka_client_config()
-        self.consumer = Consumer(
-            {
-                **conf,
-                "group.id": f"{settings.app_id}-forecaster",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "max.poll.interval.ms": 600_000,
-            }
+        self.consumer = new_consumer(
+            settings,
+            f"{settings.app_id}-forecaster",
+            {"auto.offset.reset": "earliest", "max.poll.interval.ms": 600_000},
         )
         self.consumer.subscribe([settings.topic_windows_closed, settings.topic_model_updates])
         self.producer = Producer(
-            {**conf, "enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4"}
+            {
+                **settings.kafka_client_config(),
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "compression.type": "lz4",
+            },
+            what="forecasts and alerts",
         )
         self.stats = WorkerStats()
         self.prefix = f"{settings.redis_prefix}:fc:"
@@ -564,6 +546,9 @@ class ForecastWorker:
         forecasts are in Redis, then commit the consumed offsets (at least once)."""
         self._finish_writes()
         self.producer.flush(60)
+        failed = self.producer.report.take()
+        if failed:  # reported, not retried: the offsets are committed all the same
+            log.error("%d forecasts and alerts failed delivery; first: %s", len(failed), failed[0])
         self.consumer.commit(asynchronous=False)
         self.redis.hset(self._key("stats"), mapping=dict(self.stats.as_dict()))  # type: ignore[arg-type]
         self._unsettled_since = None
@@ -656,8 +641,9 @@ class ForecastWorker:
             quantiles,
         )
         topic = self.settings.topic_forecasts
+        send = self.producer.send
         for sku, payload in zip(skus, payloads, strict=True):
-            produce(self.producer, topic, payload, sku.encode())
+            send(topic, payload, sku.encode())
         current = inputs.current
         latest: dict[Any, Any] = {  # written during the alerts
             sku: payload for sku, payload, ok in zip(skus, payloads, current, strict=True) if ok
@@ -962,7 +948,7 @@ class ForecastWorker:
         self.stats.pricing_alerts += 1
 
     def _publish(self, topic: str, sku: str, payload: bytes) -> None:
-        self.producer.produce(topic, key=sku.encode(), value=payload)
+        self.producer.send(topic, payload, sku.encode())
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from schemas import Event
-from streams.exceptions import ReplayError
+from streams.exceptions import DeliveryError, ReplayError
 from streams.features import epoch_ms
 from streams.history.sources import Rejected, iter_source, key_of, topic_of
+from streams.kafka.producer import Producer, producer_config
 from streams.settings import Settings
-from streams.topics import produce
 
 
 @dataclass
@@ -96,20 +96,6 @@ def load_events(
     return loaded
 
 
-def producer_config(settings: Settings) -> dict[str, Any]:
-    """An idempotent producer that partitions keys the way Java and Faust clients do."""
-    return {
-        **settings.kafka_client_config(),
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 20,
-        "batch.num.messages": 10_000,
-        "compression.type": "none",  # aiokafka (Faust) reads lz4 only with extra wheels
-        "partitioner": "murmur2_random",
-        "queue.buffering.max.messages": 200_000,
-    }
-
-
 def produce_events(
     settings: Settings,
     events: list[tuple[int, Event]],
@@ -122,17 +108,11 @@ def produce_events(
     ``speed``: None for as fast as possible, else a real-time multiplier (``60`` plays an
     hour of the log in a minute).
     """
-    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka import KafkaException
 
     if speed is not None and speed <= 0:
         raise ReplayError("--speed must be 'max' or a positive number")
-    producer = Producer(producer_config(settings))
-    errors: list[str] = []
-
-    def delivered(err: Any, _msg: Any) -> None:
-        if err is not None:
-            errors.append(str(err))
-
+    producer = Producer(producer_config(settings), what="events")
     by_topic: Counter[str] = Counter()
     wall0 = time.monotonic()
     first_ms = events[0][0] if events else 0
@@ -146,7 +126,7 @@ def produce_events(
         topic = topic_of(event, settings)
         value = event.to_json()
         try:
-            produce(producer, topic, value, key_of(event), delivered)
+            producer.send(topic, value, key_of(event))
         except KafkaException as exc:  # pragma: no cover - configuration errors
             raise ReplayError(f"cannot produce to {topic!r}: {exc}") from None
         by_topic[topic] += 1
@@ -154,11 +134,10 @@ def produce_events(
             producer.poll(0)
             if on_progress is not None:
                 on_progress(n)
-    remaining = producer.flush(120)
-    if remaining:
-        raise ReplayError(f"{remaining} events were not delivered within 120 s")
-    if errors:
-        raise ReplayError(f"{len(errors)} events failed delivery; first: {errors[0]}")
+    try:
+        producer.deliver(120)
+    except DeliveryError as exc:
+        raise ReplayError(str(exc)) from None
     if on_progress is not None:
         on_progress(len(events))
     return dict(by_topic)
@@ -176,7 +155,7 @@ def replay(
     progress: bool = True,
 ) -> ReplaySummary:
     """Read, order and produce a log; print a progress bar with the rate when asked."""
-    from streams.topics import ensure_topics
+    from streams.kafka.admin import ensure_topics
 
     t0 = time.monotonic()
     loaded = load_events(path, fmt, start=start, end=end, limit=limit)

@@ -30,8 +30,8 @@ from schemas import (
 )
 from streams.forecaster import BASELINE_VERSION, ForecastWorker, WindowWork, forecaster_lag
 from streams.history.replay import produce_events, replay
+from streams.kafka.admin import ensure_topics
 from streams.settings import Settings
-from streams.topics import ensure_topics
 
 from ..live import consume_all, running_worker, stats, wait_for
 

@@ -11,8 +11,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas import Forecast, decode
+from streams.kafka.tail import render, tail
 from streams.settings import Settings
-from streams.tail import render, tail
 
 pytestmark = pytest.mark.integration
 

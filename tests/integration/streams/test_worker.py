@@ -16,8 +16,8 @@ from confluent_kafka import Producer
 from schemas import DeadLetter, WindowClosed, decode
 from streams.history.check import check_log
 from streams.history.replay import replay
+from streams.kafka.admin import ensure_topics
 from streams.settings import Settings
-from streams.topics import ensure_topics
 
 from ..live import consume_all, feature_snapshot, running_worker, stats, wait_for
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from streams.kafka.consumer import new_consumer
 from streams.settings import Settings
 
 
@@ -36,16 +37,15 @@ def tail(
     Reads with a throw-away consumer group and commits nothing, so tailing never moves
     anyone's offsets. Stops after ``max_messages`` or ``idle_timeout_s`` without a message.
     """
-    from confluent_kafka import Consumer, KafkaError
+    from confluent_kafka import KafkaError
 
-    consumer = Consumer(
+    consumer = new_consumer(
+        settings,
+        f"demandcast-tail-{uuid.uuid4().hex[:8]}",
         {
-            **settings.kafka_client_config(),
-            "group.id": f"demandcast-tail-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest" if from_beginning else "latest",
-            "enable.auto.commit": False,
             "enable.partition.eof": False,
-        }
+        },
     )
     consumer.subscribe([topic])
     seen = 0

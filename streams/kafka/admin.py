@@ -1,4 +1,5 @@
-"""Create the topics up front, with the configured partitions and replication."""
+"""Topic administration: create the topics up front (configured partitions and replication),
+and remove what a namespaced run (a benchmark) leaves behind."""
 
 from __future__ import annotations
 
@@ -57,32 +58,6 @@ def ensure_topics(
                 continue
             raise TopicError(f"cannot create topic {name!r}: {exc}") from None
     return created
-
-
-def take(consumer: Any, max_messages: int, timeout_s: float) -> list[Any]:
-    """Wait up to ``timeout_s`` for one message, then add what is already fetched, up to
-    ``max_messages``.
-
-    ``Consumer.consume(n, timeout)`` returns only when it has ``n`` messages or the timeout
-    has passed, so a short burst waits out the whole timeout; this returns as soon as
-    anything arrives.
-    """
-    first = consumer.poll(timeout_s)
-    if first is None:
-        return []
-    return [first, *consumer.consume(max_messages - 1, 0)] if max_messages > 1 else [first]
-
-
-def produce(
-    producer: Any, topic: str, value: bytes, key: bytes | None, on_delivery: Any = None
-) -> None:
-    """``producer.produce``, waiting for the local queue to drain while it is full."""
-    while True:
-        try:
-            producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
-            return
-        except BufferError:
-            producer.poll(0.05)
 
 
 def remove_namespace(settings: Settings, client: Any, topics: Iterable[str]) -> None:

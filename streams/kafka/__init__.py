@@ -1,0 +1,1 @@
+"""Kafka clients: the one producer wrapper, consumer helpers, topic administration and `tail`."""
