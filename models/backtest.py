@@ -1,10 +1,11 @@
 """Rolling-origin backtest: for each of the last ``W`` windows of ``H`` periods, fit every
 forecaster on what precedes the origin and score its quantiles on the window.
 
-Aggregation over windows: MASE is the mean of the per-(series, window) MASE values; WQL,
-WAPE and bias pool every (series, window, step) in numerator and denominator; coverage is
-the share of all actuals inside the 0.1–0.9 interval. Only series observed before an origin
-are scored in that window.
+Scoring is :class:`models.evaluation.Scorer`'s, over every (series, window): MASE is the
+mean of the per-(series, window) MASE values (scaled by the history before the window's
+origin); WQL, WAPE and bias pool every (series, window, step) in numerator and
+denominator; coverage is the share of all actuals inside the 0.1–0.9 interval. Only series
+observed before an origin are scored in that window.
 
 The skill reference (``reference``, default ``"seasonal_naive"``) is the *point* seasonal
 naive — every quantile equal to the value one season back — as issue 4 and most published
@@ -21,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from models import metrics
 from models.baselines import Forecaster
 from models.data import Panel
+from models.evaluation import Scorer, score
 from models.exceptions import InputError
 
 
@@ -59,24 +60,6 @@ def origins_for(length: int, horizon: int, windows: int) -> list[int]:
     return origins
 
 
-def score(
-    actual: np.ndarray, quantiles: np.ndarray, levels: Sequence[float], scale: np.ndarray
-) -> dict[str, float]:
-    """Metrics of one block: ``actual (N, H)``, ``quantiles (N, H, Q)``, MASE scale ``(N,)``."""
-    lv = list(levels)
-    med = quantiles[..., int(np.argmin([abs(q - 0.5) for q in lv]))]
-    lo = quantiles[..., int(np.argmin([abs(q - 0.1) for q in lv]))]
-    hi = quantiles[..., int(np.argmin([abs(q - 0.9) for q in lv]))]
-    m = metrics.mase(actual, med, scale)
-    return {
-        "mase": float(np.nanmean(m)) if np.isfinite(m).any() else float("nan"),
-        "wql": metrics.wql(actual, quantiles, lv),
-        "wape": metrics.wape(actual, med),
-        "bias": metrics.bias(actual, med),
-        "coverage80": metrics.coverage(actual, lo, hi),
-    }
-
-
 def run_backtest(
     panel: Panel,
     forecasters: Sequence[Forecaster],
@@ -98,9 +81,7 @@ def run_backtest(
         raise InputError(f"forecaster names must be unique, got {names}")
     origins = origins_for(panel.length, horizon, windows)
     levels = list(forecasters[0].quantile_levels)
-    acc: dict[str, dict[str, list[np.ndarray]]] = {
-        n: {"actual": [], "q": [], "mase": []} for n in names
-    }
+    scorers = {n: Scorer(levels, season) for n in names}
     forecasts: dict[str, list[WindowForecast]] = {n: [] for n in names}
     seconds = dict.fromkeys(names, 0.0)
     for origin in origins:
@@ -111,7 +92,6 @@ def run_backtest(
         hist = _subset(history, alive)
         actual = panel.target[alive, origin : origin + horizon].astype(np.float64)
         actual = np.where(panel.observed[alive, origin : origin + horizon], actual, np.nan)
-        scale = metrics.seasonal_naive_scale(hist.target, season, hist.observed)
         future = {k: v[alive] for k, v in panel.future_known(origin, horizon).items()}
         for f in forecasters:
             if list(f.quantile_levels) != levels:
@@ -122,19 +102,9 @@ def run_backtest(
             f.fit(hist)
             q = np.asarray(f.predict(hist, horizon, future), dtype=np.float64)
             seconds[f.name] += time.perf_counter() - t0
-            m = metrics.mase(actual, q[..., int(np.argmin([abs(x - 0.5) for x in levels]))], scale)
-            acc[f.name]["actual"].append(actual)
-            acc[f.name]["q"].append(q)
-            acc[f.name]["mase"].append(m)
+            scorers[f.name].add(actual, q, hist.target, hist.observed)
             forecasts[f.name].append(WindowForecast(origin, alive, actual, q))
-    out: dict[str, dict[str, Any]] = {}
-    for n in names:
-        a = np.concatenate(acc[n]["actual"], axis=0)
-        q = np.concatenate(acc[n]["q"], axis=0)
-        s = score(a, q, levels, np.ones(len(a)))
-        mm = np.concatenate(acc[n]["mase"])
-        s["mase"] = float(np.nanmean(mm)) if np.isfinite(mm).any() else float("nan")
-        out[n] = s
+    out: dict[str, dict[str, Any]] = {n: scorers[n].evaluation().summary() for n in names}
     ref = out.get(reference)
     for n in names:
         if ref is None:
@@ -164,5 +134,5 @@ __all__ = [
     "WindowForecast",
     "origins_for",
     "run_backtest",
-    "score",
+    "score",  # re-exported from models.evaluation
 ]

@@ -105,6 +105,16 @@ def coverage(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     return float(inside[mask].mean()) if mask.any() else float("nan")
 
 
+def quantile_coverage(y: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``(Q,)`` share of actuals at or below each quantile forecast: ``mean 1{y <= q_τ}``
+    (``τ`` itself is ideal for a calibrated level)."""
+    if q.shape[:-1] != np.shape(y):
+        raise InputError(f"quantiles must be {(*np.shape(y), q.shape[-1])}, got {q.shape}")
+    mask = ~np.isnan(y)
+    below = y[..., None] <= q
+    return below[mask].mean(axis=0) if mask.any() else np.full(q.shape[-1], np.nan)
+
+
 def _check(y: np.ndarray, other: np.ndarray) -> None:
     if np.shape(y) != np.shape(other):
         raise InputError(f"actuals {np.shape(y)} and forecasts {np.shape(other)} differ in shape")
@@ -114,6 +124,7 @@ __all__ = [
     "bias",
     "coverage",
     "mase",
+    "quantile_coverage",
     "quantile_loss_sum",
     "seasonal_naive_scale",
     "wape",
