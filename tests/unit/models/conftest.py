@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from models.bench import synthetic_panel
 from models.config import DemandcastConfig
 from models.data import Panel
 from models.pipeline import TrainingConfig, TransformerForecaster
+from models.synthetic import synthetic_panel
 
 REPO = Path(__file__).resolve().parents[3]
 TINY_MODEL = REPO / "tests" / "fixtures" / "tiny_model"

@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from demandcast.cli_models import register
-from models.bench import synthetic_panel
+from models.synthetic import synthetic_panel
 
 from .test_data import LOG
 
