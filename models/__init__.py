@@ -2,8 +2,10 @@
 
 Layered like chronos — ``config`` → ``layers`` → ``modeling`` → ``pipeline`` — plus
 ``data`` (UCI cleaning rules, long tables, panels), ``features`` (calendar / holiday
-covariates), ``baselines`` (the :class:`Forecaster` protocol and statistical baselines),
-``metrics``, ``backtest``, ``registry`` and ``bench``.
+covariates), ``training`` (the trainer) and ``finetune`` (warm starts), ``baselines`` (the
+:class:`Forecaster` protocol and statistical baselines), ``metrics`` (primitive metrics),
+``evaluation`` (scoring forecasts at their origins), ``backtest``, ``registry``, ``bench``
+and ``synthetic`` (synthetic panels).
 
 Importing ``models`` is cheap: the public names below are loaded on first use, so
 ``from models.data import clean_uci_lines`` never imports torch.
@@ -19,7 +21,7 @@ _EXPORTS = {
     "DemandcastForecaster": "models.modeling",
     "ForecastOutput": "models.modeling",
     "TransformerForecaster": "models.pipeline",
-    "TrainingConfig": "models.pipeline",
+    "TrainingConfig": "models.training",
     "Forecaster": "models.baselines",
     "SeasonalNaive": "models.baselines",
     "SeasonalNaiveBand": "models.baselines",

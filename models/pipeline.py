@@ -1,21 +1,22 @@
-"""Pipeline (layer 4): panels in, quantile forecasts out; training, inference, devices.
+"""Pipeline (layer 4): panels in, quantile forecasts out; inference, loading, devices.
 
 :class:`TransformerForecaster` implements the :class:`~models.baselines.Forecaster`
 protocol around :class:`~models.modeling.DemandcastForecaster`: it turns a
 :class:`~models.data.Panel` into model tensors (history windows, calendar / holiday / open
-covariates, known covariates, hashed static ids), trains a global model on random windows
-of every series with the pinball loss, and predicts in batches under ``torch.inference_mode``
-(bf16 autocast on CUDA).
+covariates, known covariates, hashed static ids) and predicts in batches under
+``torch.inference_mode`` (bf16 autocast on CUDA). Training — a fresh fit on random windows
+with the pinball loss, or a warm start from a fitted forecaster — lives in
+:mod:`models.training` and :mod:`models.finetune`; :meth:`TransformerForecaster.fit` and
+:meth:`TransformerForecaster.fine_tune` call it.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,18 @@ from models.config import DemandcastConfig
 from models.data import FREQ_ALIASES, Panel, check_future_known, hash_bucket, validate_known
 from models.exceptions import CovariateError, InputError, NotFittedError
 from models.features import calendar_feature_names, calendar_features, estimate_open_rates
-from models.layers import robust_clip
-from models.modeling import DemandcastForecaster, load_gpt2_weights
+from models.finetune import Trainable, warm_start
+from models.modeling import DemandcastForecaster
+from models.synthetic import synthetic_panel
+from models.training import (  # TrainingConfig ... window_weights: re-exported for callers
+    ProgressFn,
+    TrainingConfig,
+    fit_new,
+    set_seed,
+    timed_fit,
+    training_summary,
+    window_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,53 +55,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device not in ("cpu", "cuda"):
         raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
     return torch.device(device)
-
-
-def set_seed(seed: int) -> None:
-    """Seed torch (CPU and CUDA) for reproducible training on CPU."""
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
-
-
-@dataclass
-class TrainingConfig:
-    """How :meth:`TransformerForecaster.fit` trains.
-
-    Attributes:
-        steps: optimizer steps; batch_size: windows per step; lr, weight_decay: AdamW.
-        warmup: linear warm-up steps before the cosine decay.
-        val_fraction: share of series whose last window is held out for the validation loss.
-        eval_every: steps between validation evaluations (the best weights are kept).
-        seed: seeds sampling and initialisation; num_threads: torch CPU threads (0 = keep).
-        recent_weight: sampling weight ratio of the most recent vs the oldest windows.
-        volume_weight: exponent ``a`` of per-window loss weights ``(scale / mean scale)^a``;
-            0 weighs every series alike (like MASE), 1 by volume (like WQL).
-        ema_decay: exponential moving average of the weights used for validation and the
-            final model (0 disables).
-        mase_weight: exponent ``b`` of a second per-window factor ``(scale / snaive_mae)^b``
-            (normalised over the batch, clamped to ``[0.1, 10]``), where ``snaive_mae`` is the
-            context's mean ``|y_t - y_{t-m}|``: the pinball loss is in units of the context's
-            mean-absolute scale, MASE divides each series' error by its seasonal-naive MAE,
-            so ``b = 1`` trains in MASE's units.
-    """
-
-    steps: int = 600
-    batch_size: int = 128
-    lr: float = 3e-3
-    weight_decay: float = 1e-2
-    warmup: int = 100
-    val_fraction: float = 0.1
-    eval_every: int = 100
-    seed: int = 0
-    num_threads: int = 0
-    recent_weight: float = 3.0
-    volume_weight: float = 0.0
-    ema_decay: float = 0.98
-    mase_weight: float = 0.0
-
-
-ProgressFn = Callable[[int, int, float, float | None], None]
 
 
 class TransformerForecaster:
@@ -133,6 +97,8 @@ class TransformerForecaster:
         self.model: DemandcastForecaster | None = None
         self.history: list[dict[str, float]] = []
         self.val_loss: float | None = None
+        #: how this forecaster was warm-started (``fine_tune``), ``None`` for a fresh fit
+        self.warm_start_info: dict[str, Any] | None = None
 
     @property
     def quantile_levels(self) -> list[float]:
@@ -296,7 +262,8 @@ class TransformerForecaster:
     def fit(
         self, panel: Panel, horizon: int | None = None, progress: ProgressFn | None = None
     ) -> TransformerForecaster:
-        """Train a global model on random windows of every series of ``panel``.
+        """Train a fresh global model on random windows of every series of ``panel``
+        (:func:`models.training.fit_new`); returns ``self``.
 
         Windows end anywhere from a series' first observed period on (so short histories
         are learned too) up to ``T - H``; the last window of ``val_fraction`` of the series
@@ -304,137 +271,34 @@ class TransformerForecaster:
         with the best validation loss. ``progress(step, steps, train_loss, val_loss)`` is
         called after every step.
         """
-        tc = self.training
-        if panel.num_series == 0 or panel.length == 0:
-            raise InputError("cannot train on an empty table")
-        if not np.isfinite(np.where(panel.observed, panel.target, 0.0)).all():
-            raise InputError("the table has NaN or infinite targets; write 0 for no sales")
-        h = horizon or self.config.prediction_length
-        self._prepare_config(panel, h)
-        c = self.config
-        if tc.num_threads > 0 and self.device.type == "cpu":
-            torch.set_num_threads(tc.num_threads)
-        set_seed(tc.seed)
-        rng = np.random.default_rng(tc.seed)
-        model = DemandcastForecaster(c)
-        if c.backbone == "gpt2" and c.gpt2_path:
-            load_gpt2_weights(model, c.gpt2_path)
-        torch.nn.Module.to(model, self.device)
-        self.model = model
-
-        L, H = c.context_length, c.prediction_length
-        n, t = panel.num_series, panel.length
-        target, observed, tf, known = self._padded_arrays(panel, None, H)
-        statics = self._static_ids(panel)
-        first = np.where(panel.observed.any(axis=1), panel.observed.argmax(axis=1), t)
-        n_val = round(tc.val_fraction * n) if t - first.min() > 2 * H else 0
-        val_rows = np.sort(rng.choice(n, size=n_val, replace=False)) if n_val else np.array([], int)
-        val_rows = val_rows[first[val_rows] < t - H]
-        # candidate (series, cut) pairs; cut = number of periods of history (unpadded)
-        last_cut = np.full(n, t - H)
-        last_cut[val_rows] = t - 2 * H
-        lo = first + 1
-        counts = np.maximum(last_cut - lo + 1, 0)
-        if counts.sum() == 0:
-            raise InputError(
-                f"the table is too short to train a horizon of {H}: every series needs more "
-                f"than {H} periods (or use a shorter --horizon)"
-            )
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        pair_row = np.repeat(np.arange(n), counts)
-        pair_cut = np.arange(offsets[-1]) - offsets[pair_row] + lo[pair_row]
-        weight = 1.0 + (tc.recent_weight - 1.0) * pair_cut / max(t - H, 1)
-        weight = weight / weight.sum()
-
-        opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-
-        def lr_at(step: int) -> float:
-            if step < tc.warmup:
-                return (step + 1) / tc.warmup
-            frac = (step - tc.warmup) / max(tc.steps - tc.warmup, 1)
-            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-        val_batch = (
-            self._batch(
-                val_rows,
-                np.full(len(val_rows), L + t - H),
-                target,
-                observed,
-                tf,
-                known,
-                statics,
-                True,
-            )
-            if len(val_rows)
-            else None
-        )
-        best: tuple[float, dict[str, torch.Tensor]] | None = None
-        val_loss: float | None = None
-        params = [p for p in model.parameters() if p.requires_grad]
-        ema = [p.detach().clone() for p in params] if tc.ema_decay > 0 else None
-        self.history = []
-        autocast = self.device.type == "cuda"
-        for step in range(tc.steps):
-            model.train()
-            pick = rng.choice(len(pair_row), size=tc.batch_size, p=weight)
-            batch = self._batch(
-                pair_row[pick], pair_cut[pick] + L, target, observed, tf, known, statics, True
-            )
-            weight_w = window_weights(
-                batch["past_values"],
-                batch["past_observed_mask"],
-                c.season_length,
-                tc.volume_weight,
-                tc.mase_weight,
-            )
-            if weight_w is not None:
-                batch["sample_weight"] = weight_w
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                out = model(**batch, validate=False)
-            assert out.loss is not None
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            train_loss = float(out.loss.detach())
-            if ema is not None:
-                decay = min(tc.ema_decay, (step + 1) / (step + 10))
-                with torch.no_grad():
-                    torch._foreach_lerp_(ema, [p.detach() for p in params], 1.0 - decay)
-            if val_batch is not None and ((step + 1) % tc.eval_every == 0 or step + 1 == tc.steps):
-                model.eval()
-                raw = _swap_in(params, ema)
-                with (
-                    torch.inference_mode(),
-                    torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast),
-                ):
-                    vl = model(**val_batch, validate=False).loss
-                val_loss = float(vl) if vl is not None else None
-                if val_loss is not None and (best is None or val_loss < best[0]):
-                    best = (
-                        val_loss,
-                        {k: v.detach().clone() for k, v in model.state_dict().items()},
-                    )
-                _swap_in(params, raw)
-            self.history.append(
-                {
-                    "step": step + 1,
-                    "train_loss": train_loss,
-                    "val_loss": val_loss if val_loss is not None else float("nan"),
-                }
-            )
-            if progress is not None:
-                progress(step + 1, tc.steps, train_loss, val_loss)
-        if best is not None:
-            model.load_state_dict(best[1])
-            self.val_loss = best[0]
-        else:
-            _swap_in(params, ema)
-            self.val_loss = None
-        model.eval()
+        fit_new(self, panel, horizon, progress)
         return self
+
+    def fine_tune(
+        self,
+        panel: Panel,
+        *,
+        steps: int,
+        lr: float,
+        trainable: Trainable = "all",
+        warmup: int = 0,
+        training: TrainingConfig | None = None,
+        progress: ProgressFn | None = None,
+    ) -> TransformerForecaster:
+        """Warm start: a NEW forecaster trained from this one's weights for ``steps`` steps at
+        learning rate ``lr`` (after ``warmup`` linear warm-up steps); this one is not changed.
+
+        ``trainable``: ``"all"``, ``"head"``, ``"last_block"`` (the backbone's last block,
+        its final norm and the head) or a list of parameter-name prefixes; the other
+        parameters keep their values. ``training`` gives the remaining settings (batch size,
+        seed, EMA, validation share, ...; default: this forecaster's ``training``). The new
+        forecaster keeps this one's frequency, context length, horizon, quantile levels,
+        covariates and hashing; a table it cannot serve (another frequency, a known
+        covariate or static feature missing) raises. See :func:`models.finetune.warm_start`.
+        """
+        base = training if training is not None else self.training
+        tc = dataclasses.replace(base, steps=steps, lr=lr, warmup=warmup)
+        return warm_start(self, panel, tc, trainable, progress)
 
     # ----------------------------------------------------------------- inference
     def predict(
@@ -493,8 +357,6 @@ class TransformerForecaster:
     def warm_up(self) -> float:
         """Run one full batch of synthetic histories through :meth:`predict` (with
         :attr:`compile`, this builds the graph before real traffic); returns the seconds."""
-        from models.bench import synthetic_panel  # models.bench imports this module
-
         c = self.config
         n, h = self.batch_size, c.prediction_length
         panel = synthetic_panel(
@@ -536,65 +398,6 @@ class TransformerForecaster:
             q = model(**batch, validate=False).quantiles
         assert q is not None
         return q
-
-
-def window_weights(
-    past: torch.Tensor, mask: torch.Tensor, season: int, volume: float, mase: float
-) -> torch.Tensor | None:
-    """Per-window loss weights ``(B,)`` (mean 1 over the batch), ``None`` when both
-    exponents are 0: ``(level / mean level)^volume · r^mase`` with ``level`` the context's
-    robust mean-absolute value and ``r = level / snaive_mae`` (normalised to mean 1 and
-    clamped to ``[0.1, 10]``); ``snaive_mae`` is the mean ``|y_t - y_{t-m}|`` over the
-    context's observed pairs (``level`` where there is none)."""
-    if not volume and not mase:
-        return None
-    pm = mask.to(past.dtype)
-    level = robust_clip(past * pm, pm, 0.99).abs().sum(dim=1) / pm.sum(dim=1).clamp_min(1.0)
-    level = level + 1e-3
-    w = torch.ones_like(level)
-    if volume:
-        w = w * (level / level.mean()) ** volume
-    if mase and past.shape[1] > season:
-        both = pm[:, season:] * pm[:, :-season]
-        diff = (past[:, season:] - past[:, :-season]).abs() * both
-        cnt = both.sum(dim=1)
-        snaive = torch.where(cnt > 0, diff.sum(dim=1) / cnt.clamp_min(1.0), level)
-        ratio = level / (snaive + 1e-3)
-        ratio = (ratio / ratio.mean()).clamp(0.1, 10.0)
-        w = w * ratio**mase
-    return w / w.mean()
-
-
-def _swap_in(
-    params: list[torch.nn.Parameter], values: list[torch.Tensor] | None
-) -> list[torch.Tensor] | None:
-    """Copy ``values`` into ``params``; return the previous values (``None``: no-op)."""
-    if values is None:
-        return None
-    with torch.no_grad():
-        previous = [p.detach().clone() for p in params]
-        for p, v in zip(params, values, strict=True):
-            p.copy_(v)
-    return previous
-
-
-def training_summary(f: TransformerForecaster, seconds: float) -> dict[str, Any]:
-    """JSON-able facts about a fit (for registry metadata)."""
-    return {
-        "training": asdict(f.training),
-        "val_loss": f.val_loss,
-        "train_seconds": seconds,
-        "device": str(f.device),
-    }
-
-
-def timed_fit(
-    f: TransformerForecaster, panel: Panel, horizon: int, progress: ProgressFn | None = None
-) -> float:
-    """Fit and return wall seconds."""
-    t0 = time.perf_counter()
-    f.fit(panel, horizon, progress)
-    return time.perf_counter() - t0
 
 
 __all__ = [
