@@ -460,8 +460,8 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
                 f = TransformerForecaster(
                     DemandcastConfig(), device=settings.device, batch_size=batch_size
                 )
-                from models.bench import synthetic_panel
                 from models.modeling import DemandcastForecaster
+                from models.synthetic import synthetic_panel
 
                 f._prepare_config(synthetic_panel(4, 8), f.config.prediction_length)
                 f.model = torch.nn.Module.to(DemandcastForecaster(f.config), f.device).eval()
