@@ -68,6 +68,8 @@ class DemoRun:
     stream_stats: dict[str, int] = field(default_factory=dict)
     forecaster_stats: dict[str, str] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    log_end: str = ""
+    """The day after the replayed log's last order (ISO date): where the actuals end."""
 
 
 def _cli(*args: str) -> list[str]:
@@ -159,6 +161,17 @@ def demo_events(
     return history, events, len(inventory)
 
 
+def day_after_last_order(events: list[tuple[int, Any]], default: datetime) -> datetime:
+    """Midnight UTC after the day of the last order in ``events`` (``default`` without one)."""
+    from schemas import OrderEvent
+
+    last = max((t for t, e in events if isinstance(e, OrderEvent)), default=None)
+    if last is None:
+        return default
+    when = datetime.fromtimestamp(last / 1000, tz=UTC)
+    return when.replace(hour=0, minute=0, second=0, microsecond=0) + DAY
+
+
 # --- processes and the live view -------------------------------------------------------------
 
 
@@ -216,6 +229,7 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     table = prepare_model(settings, opts, console, run)
     with console.status("loading the log and simulating inventory ..."):
         history, events, run.inventory_events = demo_events(opts, table)
+    run.log_end = day_after_last_order(events, opts.split).isoformat()
     run.history_events, run.events = len(history), len(events)
     ensure_topics(settings, settings.all_topics())
     client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
@@ -345,7 +359,7 @@ def write_report(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from models.metrics import coverage, seasonal_naive_scale, wql
+    from models.evaluation import Scorer
     from streams.processor import layout_of
     from streams.store import FeatureReader
 
@@ -354,15 +368,15 @@ def write_report(
     origins = daily_origin_forecasts(forecasts)
     reader = FeatureReader(client, layout_of(settings))
     skus = sorted({sku for sku, _ in origins})
-    end = datetime(2011, 12, 10, tzinfo=UTC)
+    end = datetime.fromisoformat(run.log_end) if run.log_end else opts.split
     history_start = opts.split - 8 * 7 * DAY
     actual = reader.buckets(skus, history_start, end, "D", ("units",)).metric("units")
     day0 = np.datetime64(history_start.replace(tzinfo=None), "D")
     row = {sku: i for i, sku in enumerate(skus)}
 
-    # accuracy: every daily origin, every step with an actual, vs seasonal naive at the origin
-    ys, qs, naive, scales = [], [], [], []
-    levels: list[float] = []
+    # accuracy: every daily origin, every step with an actual, vs seasonal naive at the origin;
+    # each (SKU, day) is scaled by the history before that day
+    scorers: dict[str, Scorer] = {}
     last_actual_day = int((np.datetime64(end.replace(tzinfo=None), "D") - day0).astype(int)) - 1
     for (sku, day), fc in sorted(origins.items()):
         levels = fc["quantile_levels"]
@@ -371,47 +385,20 @@ def write_report(
         if t0 < 14 or steps < 1:
             continue
         i = row[sku]
-        y = actual[i, t0 : t0 + steps]
-        q = np.array([s["values"] for s in fc["steps"][:steps]])
-        hist = actual[i, :t0]
-        week = hist[-7:]
+        y = actual[i, t0 : t0 + steps][None]
+        q = np.array([s["values"] for s in fc["steps"][:steps]])[None]
+        hist = actual[i, :t0][None]
+        week = hist[0, -7:]
         sn = np.array([week[h % 7] for h in range(steps)])
-        scale = seasonal_naive_scale(hist[None, :], 7)[0]
-        ys.append(y)
-        qs.append(q)
-        naive.append(sn)
-        scales.append(scale)
+        naive = np.repeat(sn[None, :, None], len(levels), axis=2)
+        for name, forecast in (("model", q), ("seasonal_naive", naive)):
+            scorers.setdefault(name, Scorer(levels, 7)).add(y, forecast, hist)
     metrics: dict[str, dict[str, float]] = {}
-    if ys:
-        width = max(len(y) for y in ys)
-
-        def pad(arrs: list[np.ndarray], tail: tuple[int, ...] = ()) -> np.ndarray:
-            out = np.full((len(arrs), width, *tail), np.nan)
-            for k, a in enumerate(arrs):
-                out[k, : len(a)] = a
-            return out
-
-        y_all = pad(ys)
-        q_all = pad(qs, (len(levels),))
-        sn_all = pad(naive)
-        med = q_all[:, :, levels.index(0.5)] if 0.5 in levels else np.nanmedian(q_all, axis=2)
-        scale = np.array(scales)
-        ok = np.isfinite(scale) & (scale > 0)
-
-        def mase_of(point: np.ndarray) -> float:
-            mae = np.nanmean(np.abs(y_all - point), axis=1)
-            return float(np.nanmean(mae[ok] / scale[ok]))
-
-        sn_q = np.repeat(sn_all[:, :, None], len(levels), axis=2)
+    if scorers:
+        ours, snaive = scorers["model"].evaluation(), scorers["seasonal_naive"].evaluation()
         metrics = {
-            "model": {
-                "mase": mase_of(med),
-                "wql": wql(y_all, q_all, levels),
-                "coverage80": coverage(y_all, q_all[:, :, 0], q_all[:, :, -1])
-                if levels[0] == 0.1 and levels[-1] == 0.9
-                else float("nan"),
-            },
-            "seasonal_naive": {"mase": mase_of(sn_all), "wql": wql(y_all, sn_q, levels)},
+            "model": {"mase": ours.mase, "wql": ours.wql, "coverage80": ours.coverage80},
+            "seasonal_naive": {"mase": snaive.mase, "wql": snaive.wql},
         }
 
     # the picture: the SKUs with the most forecasts, the origin at the start of the replay
