@@ -104,7 +104,7 @@ def test_train_model_commands(app: typer.Typer, table: Path, tmp_path: Path) -> 
     assert run(app, ["model", "rollback"]).exit_code == 0
     assert "* v0001" in run(app, ["model", "list"]).output
     res = run(app, ["model", "promote", "v0042"])
-    assert res.exit_code == 2 and "unknown model version" in res.output
+    assert res.exit_code == 4 and "unknown model version" in res.output  # ExitCode.MODEL
     res = run(app, ["bench", "inference", "--series", "50", "--json", "--champion"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["context_length"] == 14
@@ -179,7 +179,7 @@ def test_errors_are_clear(app: typer.Typer, table: Path, tmp_path: Path) -> None
     (reg / "versions" / "v0001").mkdir(parents=True)
     (reg / "versions" / "v0001" / "metadata.json").write_text("{oops")
     res = run(app, ["model", "list"])
-    assert res.exit_code == 2 and "metadata.json" in res.output
+    assert res.exit_code == 4 and "metadata.json" in res.output  # ExitCode.MODEL
 
 
 def test_bench_inference(app: typer.Typer) -> None:
