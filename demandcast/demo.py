@@ -144,9 +144,9 @@ def demo_events(
     """The orders before the split (the history), and the orders after it plus simulated
     inventory for the top SKUs (the live replay); and the number of inventory events."""
     from schemas import OrderEvent
-    from streams.features import epoch_ms
     from streams.history.replay import load_events
     from streams.history.simulate import InventoryPolicy, simulate_inventory
+    from streams.store.keys import epoch_ms
 
     loaded = load_events(opts.log, "uci")
     split_ms = epoch_ms(opts.split)
@@ -360,8 +360,8 @@ def write_report(
     import matplotlib.pyplot as plt
 
     from models.evaluation import Scorer
-    from streams.processor import layout_of
-    from streams.store import FeatureReader
+    from streams.store.keys import layout_of
+    from streams.store.reader import FeatureReader
 
     opts.report_dir.mkdir(parents=True, exist_ok=True)
     forecasts = _read_topic(settings, settings.topic_forecasts)

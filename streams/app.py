@@ -15,9 +15,11 @@ import asyncio
 from typing import Any
 
 from streams.kafka.producer import DeliveryReport, Producer, producer_config
-from streams.processor import Emit, Outgoing, Prepared, StreamProcessor, layout_of
+from streams.processor import Emit, Outgoing, Prepared, StreamProcessor
 from streams.settings import Settings
-from streams.store import RedisSink, Sink
+from streams.store.keys import layout_of
+from streams.store.redis_sink import RedisSink
+from streams.store.sink import Sink
 
 
 def faust_broker_options(settings: Settings) -> dict[str, Any]:
@@ -93,7 +95,7 @@ def build_app(settings: Settings, *, sink: Sink | None = None, emit: Emit | None
 
     ``sink`` defaults to the Redis feature store named by the settings and ``emit`` to a
     :class:`BrokerEmit` (DLQ and ``windows.closed``); tests pass a
-    :class:`streams.store.MemorySink` and a list. The processor is at
+    :class:`streams.store.memory_sink.MemorySink` and a list. The processor is at
     ``app.demandcast_processor``.
     """
     import faust

@@ -142,11 +142,11 @@ def bench_ingest(
 
     import redis
 
-    from streams.features import KeyLayout
     from streams.history.check import compare, recompute
     from streams.history.replay import load_events, produce_events
     from streams.kafka.admin import ensure_topics, remove_namespace, stream_topics
-    from streams.store import FeatureReader
+    from streams.store.keys import KeyLayout
+    from streams.store.reader import FeatureReader
 
     log = log or DEFAULT_LOG
     tag = uuid.uuid4().hex[:8]

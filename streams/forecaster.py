@@ -57,10 +57,10 @@ from streams.alerts import (
     quantile_column,
     restock_transition,
 )
-from streams.features import epoch_ms
 from streams.kafka.consumer import group_lag, new_consumer, take
 from streams.kafka.producer import Producer
 from streams.settings import Settings
+from streams.store.keys import epoch_ms
 
 log = logging.getLogger(__name__)
 
@@ -412,8 +412,8 @@ class ForecastWorker:
         import redis
         import torch
 
-        from streams.processor import layout_of
-        from streams.store import FeatureReader
+        from streams.store.keys import layout_of
+        from streams.store.reader import FeatureReader
 
         self.settings = settings
         if settings.forecast_cpu_threads:

@@ -2,7 +2,7 @@
 
 :class:`StreamProcessor.process` takes one batch of raw records of one topic: it decodes
 and validates each with ``schemas``, dead-letters what fails (never raising on input),
-applies the rest to the feature store exactly once (:func:`streams.store.apply_batch`),
+applies the rest to the feature store exactly once (:func:`streams.store.sink.apply_batch`),
 then publishes ``windows.closed`` for every window the watermark has passed.
 
 Event time: the watermark of a (topic, partition) is the largest event time applied from
@@ -36,9 +36,10 @@ from schemas import (
 )
 from schemas._base import MAX_MESSAGE_BYTES
 from streams.fastdecode import fast_decode
-from streams.features import BatchPlan, Incoming, KeyLayout, Retention, epoch_ms, plan_batch
 from streams.settings import Settings
-from streams.store import DueWindow, ExpiryMemo, Sink, apply_batch
+from streams.store.keys import epoch_ms, layout_of, retention_of
+from streams.store.plan import BatchPlan, Incoming, plan_batch
+from streams.store.sink import DueWindow, ExpiryMemo, Sink, apply_batch
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +72,6 @@ class RawRecord:
     offset: int
     key: bytes | None
     value: bytes | None
-
-
-def layout_of(settings: Settings) -> KeyLayout:
-    return KeyLayout(settings.redis_prefix)
-
-
-def retention_of(settings: Settings) -> Retention:
-    return Retention(
-        hourly_s=settings.feature_hourly_ttl_days * 86_400,
-        daily_s=settings.feature_daily_ttl_days * 86_400,
-        state_s=settings.feature_state_ttl_days * 86_400,
-        dedup_s=settings.dedup_horizon_seconds,
-    )
 
 
 def topic_models(settings: Settings) -> dict[str, type[Event]]:

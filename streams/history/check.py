@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from schemas import ClickEvent, Event, OrderEvent
-from streams.features import DAY_MS, HOUR_MS, METRICS, KeyLayout
 from streams.settings import Settings
-from streams.store import FeatureReader
+from streams.store.keys import DAY_MS, HOUR_MS, METRICS, KeyLayout
+from streams.store.reader import FeatureReader
 
 _CLICK_COLUMNS = {"view": "views", "cart": "carts", "purchase": "purchases"}
 

@@ -18,10 +18,10 @@ from typing import Any
 
 from schemas import Event
 from streams.exceptions import DeliveryError, ReplayError
-from streams.features import epoch_ms
 from streams.history.sources import Rejected, iter_source, key_of, topic_of
 from streams.kafka.producer import Producer, producer_config
 from streams.settings import Settings
+from streams.store.keys import epoch_ms
 
 
 @dataclass

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from schemas import InventoryEvent, OrderEvent
-from streams.features import DAY_MS
+from streams.store.keys import DAY_MS
 
 
 @dataclass(frozen=True)

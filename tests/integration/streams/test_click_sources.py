@@ -13,11 +13,11 @@ import pytest
 import redis
 
 from schemas import ClickEvent
-from streams.features import KeyLayout
 from streams.history.check import check_log
 from streams.history.replay import load_events
 from streams.settings import Settings
-from streams.store import FeatureReader
+from streams.store.keys import KeyLayout
+from streams.store.reader import FeatureReader
 
 from ..live import running_worker, stats, wait_for
 

@@ -11,9 +11,11 @@ import redis
 
 from schemas import InventoryEvent, OrderEvent, PromotionEvent
 from streams.history.replay import load_events
-from streams.processor import RawRecord, StreamProcessor, layout_of
+from streams.processor import RawRecord, StreamProcessor
 from streams.settings import Settings
-from streams.store import FeatureReader, RedisSink
+from streams.store.keys import layout_of
+from streams.store.reader import FeatureReader
+from streams.store.redis_sink import RedisSink
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,10 @@ import time
 import pytest
 import redis
 
-from streams.processor import RawRecord, StreamProcessor, layout_of
+from streams.processor import RawRecord, StreamProcessor
 from streams.settings import Settings
-from streams.store import RedisSink
+from streams.store.keys import layout_of
+from streams.store.redis_sink import RedisSink
 
 from ...unit.streams.helpers import order
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import redis
 
-from streams.processor import StreamProcessor, layout_of
+from streams.processor import StreamProcessor
 from streams.settings import Settings
-from streams.store import RedisSink
+from streams.store.keys import layout_of
+from streams.store.redis_sink import RedisSink
 
 from ...unit.streams.helpers import Emitted, at, late_sku_while_publishing
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from schemas import OrderEvent
-from streams.features import DAY_MS
 from streams.history.simulate import InventoryPolicy, simulate_inventory
+from streams.store.keys import DAY_MS
 
 T0 = 1_300_000_000_000
 

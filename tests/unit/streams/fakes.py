@@ -1,4 +1,5 @@
-"""A synchronous Redis stand-in over :class:`streams.store.MemorySink`, for FeatureReader."""
+"""A synchronous Redis stand-in over :class:`streams.store.memory_sink.MemorySink`, for
+FeatureReader."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import fnmatch
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from streams.store import MemorySink
+from streams.store.memory_sink import MemorySink
 
 
 class FakeRedis:

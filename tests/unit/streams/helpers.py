@@ -15,7 +15,7 @@ from schemas import (
 )
 from streams.processor import RawRecord, StreamProcessor
 from streams.settings import Settings
-from streams.store import MemorySink
+from streams.store.memory_sink import MemorySink
 
 T0 = datetime(2011, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -93,7 +93,7 @@ class Emitted(list[tuple[str, bytes | None, bytes]]):
 
 def processor(s: Settings | None = None) -> tuple[StreamProcessor, MemorySink, Emitted]:
     s = s or settings()
-    from streams.processor import layout_of
+    from streams.store.keys import layout_of
 
     sink = MemorySink(layout_of(s))
     emitted = Emitted()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from streams.app import build_app
-from streams.processor import layout_of
-from streams.store import MemorySink
+from streams.store.keys import layout_of
+from streams.store.memory_sink import MemorySink
 
 from .helpers import Emitted, order, settings
 

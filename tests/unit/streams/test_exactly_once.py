@@ -9,8 +9,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from schemas.events import ClickEvent, OrderEvent
-from streams.features import KeyLayout, epoch_ms
 from streams.history.check import compare, recompute
+from streams.store.keys import KeyLayout, epoch_ms
 
 from .fakes import FakeRedis
 from .helpers import click, order, processor, record, settings
@@ -75,7 +75,7 @@ def test_any_delivery_gives_the_linear_result(spec, data) -> None:
 
 
 def reader_of(sink):
-    from streams.store import FeatureReader
+    from streams.store.reader import FeatureReader
 
     return FeatureReader(FakeRedis(sink), KeyLayout("u"))
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams import store
-from streams.store import ExpiryMemo
+from streams.store import sink as store
+from streams.store.sink import ExpiryMemo
 
 from .helpers import order, processor, record, settings
 

@@ -3,18 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from schemas import OrderEvent
-from streams.features import (
-    HOURLY_CONTAINER_EXTRA_S,
-    METRICS,
-    Incoming,
-    KeyLayout,
-    Retention,
-    closable_windows,
-    epoch_ms,
-    plan_batch,
-    to_milli,
-    version_of,
-)
+from streams.store.keys import METRICS, KeyLayout, Retention, epoch_ms, to_milli, version_of
+from streams.store.plan import HOURLY_CONTAINER_EXTRA_S, Incoming, closable_windows, plan_batch
 
 from .helpers import at, click, order
 

@@ -7,8 +7,8 @@ import json
 import orjson
 
 from schemas import DeadLetter, WindowClosed, decode
-from streams.features import KeyLayout
-from streams.store import FeatureReader
+from streams.store.keys import KeyLayout
+from streams.store.reader import FeatureReader
 
 from .fakes import FakeRedis
 from .helpers import (

@@ -2,12 +2,11 @@
 
 Nothing here does I/O. :func:`plan_batch` turns a batch of decoded events into a
 :class:`BatchPlan`: the event ids to deduplicate and a flat list of store operations,
-already aggregated per (SKU, bucket, metric), which :mod:`streams.store` applies in one
-atomic Redis script (or :class:`streams.store.MemorySink` applies in a dict, for tests).
+already aggregated per (SKU, bucket, metric), which :func:`streams.store.sink.apply_batch`
+applies in one atomic Redis script (or :class:`streams.store.memory_sink.MemorySink` in a
+dict, for tests).
 
-Units: quantities are integers; money is stored as integer thousandths of the currency
-unit (``revenue_milli``, ``price_max_milli``) so that sums are exact and independent of
-the order in which events arrive. The read API converts them back to floats.
+The keys, metrics and units are in :mod:`streams.store.keys`.
 """
 
 from __future__ import annotations
@@ -19,123 +18,20 @@ from operator import add
 from typing import Any, NamedTuple
 
 from schemas import ClickEvent, Event, InventoryEvent, OrderEvent, PromotionEvent
-
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
-
-SERIES_METRICS: tuple[str, ...] = ("units", "revenue_milli")
-"""Metrics also kept as a dense daily series per SKU and year (the forecaster's read)."""
-
-SUM_METRICS: tuple[str, ...] = (
-    "units",
-    "revenue_milli",
-    "lines",
-    "cancel_units",
-    "cancel_lines",
-    "views",
-    "carts",
-    "purchases",
+from streams.store.keys import (
+    DAY_MS,
+    HOUR_MS,
+    METRICS,
+    SUM_METRICS,
+    KeyLayout,
+    Retention,
+    epoch_ms,
+    to_milli,
+    version_of,
 )
-"""Metrics that are summed per bucket."""
-MAX_METRICS: tuple[str, ...] = ("price_max_milli",)
-"""Metrics that keep the largest value seen in the bucket."""
-METRICS: tuple[str, ...] = SUM_METRICS + MAX_METRICS
-MILLI_METRICS = frozenset({"revenue_milli", "price_max_milli"})
 
 CLICK_METRIC = {"view": "views", "cart": "carts", "purchase": "purchases"}
 """Click actions counted in buckets; ``remove_from_cart`` is not counted."""
-
-
-def to_milli(amount: float) -> int:
-    """Money as integer thousandths (``2.55`` -> ``2550``), rounded half away from zero."""
-    scaled = amount * 1000.0
-    return int(scaled + 0.5) if scaled >= 0 else -int(-scaled + 0.5)
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Milliseconds since the epoch of an aware datetime (exact for whole milliseconds)."""
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def version_of(event_ms: int, event_id: str) -> str:
-    """The comparable version of a state update: event time, then event id.
-
-    Lexicographic order of these strings is event-time order, ties broken by id, so the
-    final state does not depend on the order of arrival (replays and late events cannot
-    overwrite a newer value).
-    """
-    return f"{event_ms:015d}|{event_id}"
-
-
-@dataclass(frozen=True)
-class KeyLayout:
-    """Every Redis key the feature store writes, under one prefix (see docs/feature-store.md)."""
-
-    prefix: str
-
-    def hourly(self, sku: str, month: str) -> str:
-        return f"{self.prefix}:fh:{sku}:{month}"
-
-    def daily(self, sku: str, month: str) -> str:
-        return f"{self.prefix}:fd:{sku}:{month}"
-
-    def daily_series(self, sku: str, year: str) -> str:
-        return f"{self.daily_series_prefix}{sku}:{year}"
-
-    @property
-    def daily_series_prefix(self) -> str:
-        return f"{self.prefix}:dy:"
-
-    def state(self, sku: str) -> str:
-        return f"{self.state_prefix}{sku}"
-
-    @property
-    def state_prefix(self) -> str:
-        return f"{self.prefix}:s:"
-
-    def promotion(self, promotion_id: str) -> str:
-        return f"{self.prefix}:pr:{promotion_id}"
-
-    def promotions_of_sku(self, sku: str) -> str:
-        return f"{self.promotions_of_sku_prefix}{sku}"
-
-    @property
-    def promotions_of_sku_prefix(self) -> str:
-        return f"{self.prefix}:prs:"
-
-    def promotions_of_category(self, category: str) -> str:
-        return f"{self.prefix}:prc:{category}"
-
-    def dedup(self, day: str) -> str:
-        return f"{self.prefix}:dd:{day}"
-
-    @property
-    def watermarks(self) -> str:
-        return f"{self.prefix}:wm"
-
-    def open_windows(self, topic: str, partition: int) -> str:
-        return f"{self.prefix}:wo:{topic}:{partition}"
-
-    def window_skus(self, topic: str, partition: int, start_ms: int) -> str:
-        return f"{self.prefix}:ws:{topic}:{partition}:{start_ms}"
-
-    @property
-    def stats(self) -> str:
-        return f"{self.prefix}:stats"
-
-
-@dataclass(frozen=True)
-class Retention:
-    """TTLs (seconds) of the keys, refreshed on every write."""
-
-    hourly_s: int
-    daily_s: int
-    state_s: int
-    dedup_s: int
 
 
 class Incoming(NamedTuple):
@@ -232,6 +128,52 @@ def plan_batch(
     ``skip_ids`` (known duplicates) and repeats of an id inside the batch are left out.
     """
     plan = BatchPlan()
+    gathered = _gather(batch, plan, watermarks, grace_ms, window_ms, skip_ids)
+    names = {d: _day_name(d) for d in gathered.ids_by_day}
+    for d, ids in gathered.ids_by_day.items():
+        plan.dedup[layout.dedup(names[d][0])] = ids
+    _bucket_ops(plan.ops, gathered.buckets, names, layout, retention)
+    _state_ops(plan.ops, gathered, layout, retention)
+    _window_ops(plan, gathered.window_skus, layout, retention)
+    wm_fields: list[Any] = []
+    for tp in sorted(gathered.touched):
+        plan.watermarks[tp] = gathered.watermarks[tp]
+        wm_fields += (f"{tp[0]}:{tp[1]}", gathered.watermarks[tp])
+    if wm_fields:
+        plan.ops.append(["X", layout.watermarks, wm_fields])
+    return plan
+
+
+@dataclass
+class _Gathered:
+    """What one pass over a batch's events collects, before it becomes store operations."""
+
+    buckets: dict[tuple[str, int], list[int]]
+    """(SKU, hour counted from the epoch) -> the values of :data:`METRICS` in that hour."""
+    prices: dict[str, tuple[int, str, float]]
+    """SKU -> (event time, event id, unit price) of its newest priced event."""
+    stock: dict[str, tuple[int, str, InventoryEvent]]
+    """SKU -> (event time, event id, event) of its newest inventory event."""
+    promotions: list[tuple[int, str, PromotionEvent]]
+    ids_by_day: dict[int, list[str]]
+    """Day counted from the epoch -> the ids of the batch's events of that day."""
+    window_skus: dict[tuple[str, int, int], set[str]]
+    """(topic, partition, window start ms) -> the SKUs the batch changed in the window."""
+    watermarks: dict[tuple[str, int], int]
+    touched: set[tuple[str, int]]
+    """The partitions whose watermark the batch advanced."""
+
+
+def _gather(
+    batch: Sequence[Incoming],
+    plan: BatchPlan,
+    watermarks: dict[tuple[str, int], int],
+    grace_ms: int,
+    window_ms: int,
+    skip_ids: frozenset[str],
+) -> _Gathered:
+    """One pass over the events (the hot loop: everything in locals); counts the batch's
+    duplicates, late events and ids into ``plan``."""
     seen: set[str] = set()
     acc: dict[tuple[str, int], list[int]] = {}  # (sku, hour index) -> METRICS
     prices: dict[str, tuple[int, str, float]] = {}
@@ -319,11 +261,18 @@ def plan_batch(
     plan.late = late
     plan.event_ids = [eid for ids in ids_by_day.values() for eid in ids]
     plan.events = len(plan.event_ids)
-    names = {d: _day_name(d) for d in ids_by_day}
-    for d, ids in ids_by_day.items():
-        plan.dedup[layout.dedup(names[d][0])] = ids
+    return _Gathered(acc, prices, stock, promos, ids_by_day, window_skus, wm, touched_wm)
 
-    ops = plan.ops
+
+def _bucket_ops(
+    ops: list[Op],
+    acc: dict[tuple[str, int], list[int]],
+    names: dict[int, tuple[str, str, str, int]],
+    layout: KeyLayout,
+    retention: Retention,
+) -> None:
+    """The hourly and daily bucket hashes (``M``) and the daily series (``B``) of the
+    batch's hourly sums; ``names`` caches :func:`_day_name` by day."""
     hourly: dict[str, list[Any]] = {}
     hourly_max: dict[str, list[Any]] = {}
     daily_acc: dict[tuple[str, int], list[int]] = {}
@@ -350,6 +299,25 @@ def plan_batch(
             merged = list(map(add, da, a))
             merged[_PMAX] = max(da[_PMAX], pmax)
             daily_acc[(sku, d)] = merged
+    daily, daily_max, series = _daily(daily_acc, names, layout)
+    for sums, maxima, ttl in (
+        (hourly, hourly_max, retention.hourly_s + HOURLY_CONTAINER_EXTRA_S),
+        (daily, daily_max, retention.daily_s),
+    ):
+        for key, fields in sums.items():
+            highs = maxima.get(key, [])
+            if fields or highs:
+                ops.append(["M", key, ttl, fields, highs])
+    for key, slots in series.items():
+        ops.append(["B", key, retention.daily_s, slots])
+
+
+def _daily(
+    daily_acc: dict[tuple[str, int], list[int]],
+    names: dict[int, tuple[str, str, str, int]],
+    layout: KeyLayout,
+) -> tuple[dict[str, list[Any]], dict[str, list[Any]], dict[str, list[int]]]:
+    """Daily bucket fields (sums, maxima) by hash, and daily-series slots by series key."""
     daily: dict[str, list[Any]] = {}
     daily_max: dict[str, list[Any]] = {}
     series: dict[str, list[int]] = {}
@@ -376,21 +344,16 @@ def plan_batch(
                 fields += (fname, value)
         if a[_PMAX] >= 0:
             daily_max.setdefault(key, []).extend((_DAY_FIELDS[_PMAX][dd], a[_PMAX]))
-    for sums, maxima, ttl in (
-        (hourly, hourly_max, retention.hourly_s + HOURLY_CONTAINER_EXTRA_S),
-        (daily, daily_max, retention.daily_s),
-    ):
-        for key, fields in sums.items():
-            highs = maxima.get(key, [])
-            if fields or highs:
-                ops.append(["M", key, ttl, fields, highs])
-    for key, slots in series.items():
-        ops.append(["B", key, retention.daily_s, slots])
-    for sku, (t, eid, price) in prices.items():
+    return daily, daily_max, series
+
+
+def _state_ops(ops: list[Op], gathered: _Gathered, layout: KeyLayout, retention: Retention) -> None:
+    """Versioned state: the last price and the stock of each SKU, the promotions."""
+    for sku, (t, eid, price) in gathered.prices.items():
         key = layout.state(sku)
         ops.append(["V", key, "price_v", version_of(t, eid), ["last_price", repr(price)]])
         ops.append(["T", key, retention.state_s])
-    for sku, (t, eid, inv) in stock.items():
+    for sku, (t, eid, inv) in gathered.stock.items():
         key = layout.state(sku)
         ops.append(
             [
@@ -409,64 +372,75 @@ def plan_batch(
             ]
         )
         ops.append(["T", key, retention.state_s])
-    for t, eid, promo in promos:
-        pkey = layout.promotion(promo.promotion_id)
+    for t, eid, promo in gathered.promotions:
+        _promotion_ops(ops, t, eid, promo, layout, retention)
+
+
+def _promotion_ops(
+    ops: list[Op],
+    t: int,
+    eid: str,
+    promo: PromotionEvent,
+    layout: KeyLayout,
+    retention: Retention,
+) -> None:
+    pkey = layout.promotion(promo.promotion_id)
+    ops.append(
+        [
+            "V",
+            pkey,
+            "v",
+            version_of(t, eid),
+            [
+                "action",
+                promo.action,
+                "kind",
+                promo.kind,
+                "depth",
+                repr(promo.discount_depth),
+                "planned_start",
+                str(epoch_ms(promo.planned_start)),
+                "planned_end",
+                str(epoch_ms(promo.planned_end)),
+                "skus",
+                "\x1f".join(promo.skus),
+                "category",
+                promo.category or "",
+            ],
+        ]
+    )
+    ops.append(["T", pkey, retention.state_s])
+    for sku in promo.skus:
+        ops.append(["S", layout.promotions_of_sku(sku), retention.state_s, [promo.promotion_id]])
+    if promo.category:
         ops.append(
             [
-                "V",
-                pkey,
-                "v",
-                version_of(t, eid),
-                [
-                    "action",
-                    promo.action,
-                    "kind",
-                    promo.kind,
-                    "depth",
-                    repr(promo.discount_depth),
-                    "planned_start",
-                    str(epoch_ms(promo.planned_start)),
-                    "planned_end",
-                    str(epoch_ms(promo.planned_end)),
-                    "skus",
-                    "\x1f".join(promo.skus),
-                    "category",
-                    promo.category or "",
-                ],
+                "S",
+                layout.promotions_of_category(promo.category),
+                retention.state_s,
+                [promo.promotion_id],
             ]
         )
-        ops.append(["T", pkey, retention.state_s])
-        for sku in promo.skus:
-            ops.append(
-                ["S", layout.promotions_of_sku(sku), retention.state_s, [promo.promotion_id]]
-            )
-        if promo.category:
-            ops.append(
-                [
-                    "S",
-                    layout.promotions_of_category(promo.category),
-                    retention.state_s,
-                    [promo.promotion_id],
-                ]
-            )
+
+
+def _window_ops(
+    plan: BatchPlan,
+    window_skus: dict[tuple[str, int, int], set[str]],
+    layout: KeyLayout,
+    retention: Retention,
+) -> None:
+    """The SKUs changed per open window (``S``) and the open windows per partition (``Z``)."""
     open_windows: dict[tuple[str, int], list[Any]] = {}
     for (topic, partition, start), changed in window_skus.items():
         if not changed:
             continue
-        ops.append(
+        plan.ops.append(
             ["S", layout.window_skus(topic, partition, start), retention.dedup_s, sorted(changed)]
         )
         open_windows.setdefault((topic, partition), []).extend((start, start))
         plan.windows.setdefault((topic, partition), set()).add(start)
     for (topic, partition), members in open_windows.items():
-        ops.append(["Z", layout.open_windows(topic, partition), retention.dedup_s, members])
-    wm_fields: list[Any] = []
-    for tp in sorted(touched_wm):
-        plan.watermarks[tp] = wm[tp]
-        wm_fields += (f"{tp[0]}:{tp[1]}", wm[tp])
-    if wm_fields:
-        ops.append(["X", layout.watermarks, wm_fields])
-    return plan
+        plan.ops.append(["Z", layout.open_windows(topic, partition), retention.dedup_s, members])
 
 
 def closable_windows(
