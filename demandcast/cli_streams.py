@@ -61,7 +61,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         loglevel: Annotated[str, typer.Option("--loglevel", help="Faust log level")] = "warning",
     ) -> None:
         """Run the stream worker: the four ingest agents, until Ctrl-C / SIGTERM."""
-        from streams.app import run_worker
+        from streams.ingest.app import run_worker
 
         run_worker(get_settings(), loglevel=loglevel)
 

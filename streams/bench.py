@@ -69,7 +69,7 @@ import asyncio, json, os, sys, time
 import uvloop
 asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 import faust, orjson
-from streams.app import faust_broker_options, faust_datadir
+from streams.ingest.app import faust_broker_options, faust_datadir
 from streams.settings import Settings
 s = Settings()
 n = int(sys.argv[1]); out = sys.argv[2]

@@ -11,7 +11,7 @@ import redis
 
 from schemas import InventoryEvent, OrderEvent, PromotionEvent
 from streams.history.replay import load_events
-from streams.processor import RawRecord, StreamProcessor
+from streams.ingest.processor import RawRecord, StreamProcessor
 from streams.settings import Settings
 from streams.store.keys import layout_of
 from streams.store.reader import FeatureReader

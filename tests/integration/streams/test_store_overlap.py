@@ -1,5 +1,5 @@
 """The store update of one batch runs in Redis while the worker's event loop is busy with
-the next one (the overlap ``streams.app``'s ingest agent relies on), on real Redis."""
+the next one (the overlap ``streams.ingest.app``'s ingest agent relies on), on real Redis."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from streams.processor import RawRecord, StreamProcessor
+from streams.ingest.processor import RawRecord, StreamProcessor
 from streams.settings import Settings
 from streams.store.keys import layout_of
 from streams.store.redis_sink import RedisSink

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from streams.processor import StreamProcessor
+from streams.ingest.processor import StreamProcessor
 from streams.settings import Settings
 from streams.store.keys import layout_of
 from streams.store.redis_sink import RedisSink

@@ -13,7 +13,7 @@ from schemas import (
     WindowClosed,
     decode,
 )
-from streams.processor import RawRecord, StreamProcessor
+from streams.ingest.processor import RawRecord, StreamProcessor
 from streams.settings import Settings
 from streams.store.memory_sink import MemorySink
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.app import build_app
+from streams.ingest.app import build_app
 from streams.store.keys import layout_of
 from streams.store.memory_sink import MemorySink
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import ClickEvent, OrderEvent, SchemaError, decode
-from streams.fastdecode import fast_decode
+from streams.ingest.fastdecode import fast_decode
 
 text = st.one_of(
     st.text(max_size=5),

@@ -8,7 +8,7 @@ from typing import Any
 
 from faust.types import TP
 
-from streams.fastpath import BatchMessage, records_of
+from streams.ingest.fastpath import BatchMessage, records_of
 
 
 class FakeConsumer:

@@ -136,7 +136,7 @@ async def test_watermarks_survive_a_restart_through_the_store() -> None:
     s = settings()
     proc, sink, _ = processor(s)
     await proc.process([record(s, order("1", 120))])
-    from streams.processor import StreamProcessor
+    from streams.ingest.processor import StreamProcessor
 
     restarted = StreamProcessor(s, sink, proc.emit)
     await restarted.process([record(s, order("2", 0))])

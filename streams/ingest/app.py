@@ -3,8 +3,8 @@
 ``build_app(settings)`` returns a new ``faust.App`` each call (no module singleton). Each
 input topic (``orders``, ``clicks``, ``promotions``, ``inventory``) has one agent. The app's
 consumer delivers each partition's fetched records as one Faust event (a carrier, see
-:mod:`streams.fastpath`); the agent hands each batch to the shared
-:class:`streams.processor.StreamProcessor`, prepares the next batch while Redis applies the
+:mod:`streams.ingest.fastpath`); the agent hands each batch to the shared
+:class:`streams.ingest.processor.StreamProcessor`, prepares the next batch while Redis applies the
 current one, and acknowledges an event (manual acks, ``stream.noack()``) only after its
 batch is durable in Redis, so the offsets Faust commits never run ahead of the features.
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from streams.ingest.processor import Emit, Outgoing, Prepared, StreamProcessor
 from streams.kafka.producer import DeliveryReport, Producer, producer_config
-from streams.processor import Emit, Outgoing, Prepared, StreamProcessor
 from streams.settings import Settings
 from streams.store.keys import layout_of
 from streams.store.redis_sink import RedisSink
@@ -100,12 +100,12 @@ def build_app(settings: Settings, *, sink: Sink | None = None, emit: Emit | None
     """
     import faust
 
-    from streams.fastpath import batching_transport
+    from streams.ingest.fastpath import batching_transport
 
     transport_cls = batching_transport(frozenset(settings.input_topics()))
 
     class App(faust.App):
-        """Faust's App with the partition-batching consumer (streams.fastpath)."""
+        """Faust's App with the partition-batching consumer (streams.ingest.fastpath)."""
 
         def _new_transport(self) -> Any:
             return transport_cls(self.conf.broker_consumer, self)
@@ -154,10 +154,10 @@ def build_app(settings: Settings, *, sink: Sink | None = None, emit: Emit | None
 def _add_ingest_agent(
     app: Any, channel: Any, name: str, processor: StreamProcessor, settings: Settings
 ) -> Any:
-    from streams.fastpath import records_of
+    from streams.ingest.fastpath import records_of
 
     async def ingest(stream: Any) -> None:
-        # Each event is a carrier of one partition's fetched records (streams.fastpath), or
+        # Each event is a carrier of one partition's fetched records (streams.ingest.fastpath), or
         # a single record when delivered otherwise (agent.test_context()). Two batches are
         # in flight: the next one is decoded and planned while Redis applies this one. An
         # event is acked (its offsets become committable) only once its batch is durable.

@@ -35,7 +35,7 @@ from schemas import (
     decode,
 )
 from schemas._base import MAX_MESSAGE_BYTES
-from streams.fastdecode import fast_decode
+from streams.ingest.fastdecode import fast_decode
 from streams.settings import Settings
 from streams.store.keys import epoch_ms, layout_of, retention_of
 from streams.store.plan import BatchPlan, Incoming, plan_batch
