@@ -159,6 +159,78 @@ class Settings(BaseSettings):
         3, ge=1, le=365, description="Days in a row outside the 80% interval before an alert"
     )
 
+    # --- Updater (fine-tune, shadow evaluation, promotion) --------------------------------
+    updater_schedule_days: int = Field(
+        7,
+        ge=0,
+        le=3650,
+        description="Updater: fine-tune every this many event-time days after the champion's "
+        "training cut (0: no schedule trigger)",
+    )
+    updater_promo_share: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Updater: fine-tune when promotions starting or ending cover more than "
+        "this share of the recent demand of the updater's SKUs",
+    )
+    updater_seasons: str = Field(
+        "christmas",
+        description="Updater: comma-separated seasons (christmas, easter) that trigger a "
+        "fine-tune when they fall within the horizon, besides HOLIDAY_COUNTRY's holidays",
+    )
+    updater_holiday_trigger: bool = Field(
+        True, description="Updater: a holiday within the horizon triggers a fine-tune"
+    )
+    updater_drift_delta: float = Field(
+        0.5,
+        ge=0.0,
+        description="Updater: Page-Hinkley tolerance in standardized error units (river's "
+        "0.005 alarms on long stretches of plain noise)",
+    )
+    updater_drift_threshold: float = Field(
+        50.0, gt=0.0, description="Updater: Page-Hinkley alarm threshold on the cumulative sum"
+    )
+    updater_top_skus: int = Field(
+        500, ge=1, le=1_000_000, description="Updater: fine-tune on the SKUs with most units"
+    )
+    updater_history_days: int = Field(
+        120, ge=7, le=3650, description="Updater: days of store history read for a fine-tune"
+    )
+    updater_steps: int = Field(200, ge=1, le=1_000_000, description="Updater: fine-tune steps")
+    updater_lr: float = Field(1e-3, gt=0.0, le=1.0, description="Updater: fine-tune learning rate")
+    updater_trainable: str = Field(
+        "all",
+        description="Updater: parameters fine-tuned: all, head, last_block or comma-separated "
+        "parameter-name prefixes",
+    )
+    updater_budget_seconds: float = Field(
+        300.0, gt=0.0, description="Updater: a fine-tune running longer than this is abandoned"
+    )
+    updater_cpu_threads: int = Field(
+        2, ge=0, le=1024, description="Updater: torch CPU threads of the fine-tune (0: one per core)"
+    )
+    updater_wql_margin: float = Field(
+        0.02,
+        ge=0.0,
+        lt=1.0,
+        description="Updater: promote only when the candidate's WQL is lower than the "
+        "champion's by at least this share",
+    )
+    updater_mase_tolerance: float = Field(
+        0.02,
+        ge=0.0,
+        description="Updater: and its MASE is at most this share above the champion's",
+    )
+    updater_min_sku_days: int = Field(
+        200,
+        ge=1,
+        description="Updater: fewest observed SKU-days in the held-out window to decide on",
+    )
+    updater_poll_seconds: float = Field(
+        60.0, gt=0.0, description="Updater process: seconds between watermark checks"
+    )
+
     # --- Embedded stack ----------------------------------------------------------------
     state_dir: Path = Field(
         Path("var/stack"), description="Data, logs and PIDs of the embedded Kafka and Redis"

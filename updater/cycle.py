@@ -1,0 +1,355 @@
+"""One decision cycle of the updater (``demandcast updater once``).
+
+Under the registry's :class:`~updater.audit.DecisionLock`: read event time (the watermark)
+and the recent daily history of the top SKUs from the feature store; evaluate the champion
+on the most recent fully observed window; check the triggers (schedule, promotion, holiday,
+drift); when one fires, fine-tune a copy of the champion on the history before that window
+(within the time budget, CPU threads limited), evaluate the candidate on the same window,
+and promote it (registry version, atomic champion switch, ``ModelUpdate`` on
+``model.updates``) or reject it. Every triggered cycle appends one record to the audit log,
+whatever its outcome.
+
+Nothing reaches the registry before the candidate has passed: a fine-tune that diverges,
+runs out of budget or is killed leaves no version; a failing registry write leaves the
+champion pointer as it was (the registry writes versions and the pointer atomically).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from models.registry import ModelRegistry
+from schemas import DemandcastError, ModelUpdate
+from streams.settings import Settings
+from streams.store.keys import layout_of
+from updater import history as hist
+from updater.audit import AuditLog, DecisionLock
+from updater.drift import PageHinkley
+from updater.evaluation import decide, figures, shadow_evaluate, standardized_errors
+from updater.exceptions import (
+    BudgetExceededError,
+    FineTuneDivergedError,
+    NotEnoughHistoryError,
+    UpdaterError,
+)
+from updater.triggers import (
+    Trigger,
+    drift_trigger,
+    holiday_trigger,
+    promotion_trigger,
+    schedule_trigger,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CycleOptions:
+    """Overrides of one cycle. ``force``: run as if this trigger kind fired. The faults are
+    for tests and drills: ``shuffle_targets`` fine-tunes on targets shuffled across SKUs and
+    days (a deliberately bad candidate); ``diverge`` reports a NaN loss from step 2 on."""
+
+    force: str | None = None
+    shuffle_targets: bool = False
+    diverge: bool = False
+
+
+@dataclass
+class Decision:
+    """What one cycle did: ``outcome`` is promoted, rejected, failed or idle (no trigger)."""
+
+    outcome: str
+    at: datetime | None = None
+    champion: str | None = None
+    candidate: str | None = None
+    triggers: list[Trigger] = field(default_factory=list)
+    reason: str = ""
+    figures: dict[str, dict[str, float]] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "event_time": self.at.isoformat() if self.at else None,
+            "outcome": self.outcome,
+            "champion": self.champion,
+            "candidate": self.candidate,
+            "triggers": [t.as_dict() for t in self.triggers],
+            "reason": self.reason,
+            "figures": self.figures,
+            "data": self.data,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def training_cut(meta: dict[str, Any]) -> date | None:
+    """The last day of the data a version was trained on (``training_data.end``)."""
+    end = (meta.get("training_data") or {}).get("end")
+    try:
+        return datetime.fromisoformat(str(end)).date() if end else None
+    except ValueError:
+        return None
+
+
+def _trainable(spec: str) -> str | list[str]:
+    if spec in ("all", "head", "last_block"):
+        return spec
+    return [p.strip() for p in spec.split(",") if p.strip()]
+
+
+class Cycle:
+    """The decision cycle over a Redis client, a registry and a producer (see the module)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: Any = None,
+        registry: ModelRegistry | None = None,
+        producer: Any = None,
+    ) -> None:
+        import redis
+
+        self.settings = settings
+        self.layout = layout_of(settings)
+        self.client = client or redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+        self.registry = registry or ModelRegistry(settings.model_registry)
+        self.audit = AuditLog(self.registry.root)
+        self._producer = producer
+
+    @property
+    def producer(self) -> Any:
+        if self._producer is None:
+            from streams.kafka.producer import Producer, producer_config
+
+            self._producer = Producer(producer_config(self.settings), what="model updates")
+        return self._producer
+
+    def event_time(self) -> datetime | None:
+        return hist.event_time(self.client, self.layout, self.settings.topic_orders)
+
+    def run(self, options: CycleOptions | None = None) -> Decision:
+        """One cycle under the lock; ``UpdaterBusyError`` when another updater holds it."""
+        with DecisionLock(self.registry.root):
+            return self._run(options or CycleOptions())
+
+    # ------------------------------------------------------------------ the steps
+    def _run(self, options: CycleOptions) -> Decision:
+        t0 = time.monotonic()
+        s = self.settings
+        champ_version = self.registry.champion()
+        if champ_version is None:
+            raise UpdaterError(
+                f"no champion in {self.registry.root}: train one (`demandcast train`) first"
+            )
+        at = self.event_time()
+        if at is None:
+            raise NotEnoughHistoryError(
+                "no watermark in the feature store yet: the stream worker has seen no orders"
+            )
+        decision = Decision("failed", at=at, champion=champ_version)
+        try:
+            champion = self.registry.load(champ_version, device="cpu")
+            horizon = int(champion.config.prediction_length)
+            end = hist.day_floor(at)
+            history = hist.read_history(
+                self.client,
+                self.layout,
+                end - timedelta(days=s.updater_history_days),
+                end,
+                top=s.updater_top_skus,
+                known=list(champion.config.known_covariates),
+            )
+            decision.data = history.data_range()
+            train, holdout = hist.split_panel(history.panel, horizon)
+            decision.triggers = self._triggers(champion, champ_version, at, train, holdout, horizon)
+            if options.force and not any(t.kind == options.force for t in decision.triggers):
+                decision.triggers.append(Trigger(options.force, "forced by the operator", at))
+            if not decision.triggers:
+                decision.outcome, decision.reason = "idle", "no trigger fired"
+                return decision
+            champ_eval = shadow_evaluate(champion, train, holdout, "champion")
+            decision.figures["champion"] = figures(champ_eval)
+            candidate = self._fine_tune(champion, train, options)
+            cand_eval = shadow_evaluate(candidate, train, holdout, "candidate")
+            decision.figures["candidate"] = figures(cand_eval)
+            verdict = decide(
+                champ_eval,
+                cand_eval,
+                wql_margin=s.updater_wql_margin,
+                mase_tolerance=s.updater_mase_tolerance,
+                min_sku_days=s.updater_min_sku_days,
+            )
+            decision.reason = verdict.reason
+            if verdict.promote:
+                self._promote(decision, candidate, train)
+            else:
+                decision.outcome = "rejected"
+        except (DemandcastError, OSError) as exc:
+            note = f"{type(exc).__name__}: {exc}"
+            if decision.outcome == "promoted":  # the pointer moved; only the message failed
+                decision.reason += f"; the ModelUpdate was not sent ({note})"
+            else:
+                decision.outcome, decision.reason = "failed", note
+        finally:
+            decision.seconds = time.monotonic() - t0
+            if decision.outcome != "idle":
+                self.audit.append(decision.record())
+        return decision
+
+    def _triggers(
+        self,
+        champion: Any,
+        version: str,
+        at: datetime,
+        train: Any,
+        holdout: Any,
+        horizon: int,
+    ) -> list[Trigger]:
+        s = self.settings
+        found: list[Trigger | None] = [
+            schedule_trigger(
+                at, training_cut(self.registry.metadata(version)), s.updater_schedule_days
+            )
+        ]
+        recent = dict(zip(train.series_ids, train.target[:, -28:].sum(axis=1), strict=True))
+        changing = hist.promotion_changes(
+            self.client,
+            self.layout,
+            list(recent),
+            at - timedelta(days=1),
+            at + timedelta(days=horizon),
+        )
+        found.append(promotion_trigger(at, changing, recent, s.updater_promo_share))
+        if s.updater_holiday_trigger:
+            seasons = [x.strip() for x in s.updater_seasons.split(",") if x.strip()]
+            found.append(holiday_trigger(at, horizon, s.holiday_country, seasons))
+        detector = PageHinkley(delta=s.updater_drift_delta, threshold=s.updater_drift_threshold)
+        found.append(drift_trigger(at, detector, standardized_errors(champion, train, holdout)))
+        return [t for t in found if t is not None]
+
+    def _fine_tune(self, champion: Any, train: Any, options: CycleOptions) -> Any:
+        import torch
+
+        s = self.settings
+        panel = train
+        if options.shuffle_targets:
+            rng = np.random.default_rng(0)
+            flat = train.target.ravel().copy()
+            rng.shuffle(flat)
+            panel = dataclasses.replace(
+                train,
+                target=flat.reshape(train.target.shape),
+                observed=np.ones_like(train.observed),
+            )
+        started = time.monotonic()
+
+        def guard(step: int, steps: int, loss: float, _val: float | None) -> None:
+            if options.diverge and step >= 2:
+                loss = float("nan")
+            if not np.isfinite(loss):
+                raise FineTuneDivergedError(
+                    f"the fine-tune diverged: loss {loss} at step {step} of {steps}; lower "
+                    "DEMANDCAST_UPDATER_LR"
+                )
+            if time.monotonic() - started > s.updater_budget_seconds:
+                raise BudgetExceededError(
+                    f"the fine-tune passed its {s.updater_budget_seconds:g}s budget at step "
+                    f"{step} of {steps}; raise DEMANDCAST_UPDATER_BUDGET_SECONDS or lower "
+                    "DEMANDCAST_UPDATER_STEPS"
+                )
+
+        threads = torch.get_num_threads()
+        training = dataclasses.replace(champion.training, num_threads=s.updater_cpu_threads)
+        try:
+            return champion.fine_tune(
+                panel,
+                steps=s.updater_steps,
+                lr=s.updater_lr,
+                trainable=_trainable(s.updater_trainable),
+                warmup=min(s.updater_steps // 10, 50),
+                training=training,
+                progress=guard,
+            )
+        finally:
+            torch.set_num_threads(threads)
+
+    def _promote(self, decision: Decision, candidate: Any, train: Any) -> None:
+        parent = decision.champion
+        meta = {
+            "training_data": {
+                "source": "feature store",
+                "start": str(train.index[0]),
+                "end": str(train.index[-1]),
+                "fingerprint": train.fingerprint(),
+                "num_series": train.num_series,
+                "freq": train.freq,
+            },
+            "updater": {
+                "triggers": [t.as_dict() for t in decision.triggers],
+                "figures": decision.figures,
+                "evaluated_on": decision.data,
+            },
+        }
+        version = self.registry.register(candidate, meta, parent=parent, promote=False)
+        decision.candidate = version
+        self.registry.promote(version)
+        decision.outcome = "promoted"
+        metrics = {
+            f"{who}_{k}": v
+            for who, figs in decision.figures.items()
+            for k, v in figs.items()
+            if np.isfinite(v)
+        }
+        kinds = ",".join(t.kind for t in decision.triggers)
+        update = ModelUpdate(
+            version=version,
+            parent_version=parent,
+            action="promote",
+            created_at=datetime.now(UTC),
+            metrics=metrics,
+            reason=(
+                f"trigger {kinds}: {decision.reason}; data {decision.data.get('start')}.."
+                f"{decision.data.get('end')} fingerprint {decision.data.get('fingerprint')}"
+            )[:500],
+        )
+        self.producer.send(self.settings.topic_model_updates, update.to_json(), version.encode())
+        if self.producer.flush(30):
+            log.warning("the ModelUpdate of %s is not confirmed; workers poll the pointer", version)
+
+
+def run_once(settings: Settings, options: CycleOptions | None = None) -> Decision:
+    """One decision cycle with fresh clients (``demandcast updater once``)."""
+    return Cycle(settings).run(options)
+
+
+def run_forever(settings: Settings, stop: Any = None, on_decision: Any = None) -> None:
+    """Poll the watermark every ``updater_poll_seconds``; run a cycle when it advanced."""
+    cycle = Cycle(settings)
+    last: datetime | None = None
+    while stop is None or not stop.is_set():
+        at = cycle.event_time()
+        if at is not None and (last is None or at > last):
+            try:
+                decision = cycle.run()
+            except UpdaterError as exc:
+                log.warning("updater cycle skipped: %s", exc)
+            else:
+                last = at
+                if on_decision is not None:
+                    on_decision(decision)
+        if stop is not None:
+            stop.wait(settings.updater_poll_seconds)
+        else:
+            time.sleep(settings.updater_poll_seconds)
+
+
+__all__ = ["Cycle", "CycleOptions", "Decision", "run_forever", "run_once", "training_cut"]
