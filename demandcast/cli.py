@@ -154,7 +154,7 @@ def forecaster_cmd(
     """Run the forecast worker: windows.closed in; forecasts and alerts out."""
     import logging
 
-    from streams.forecaster import ForecastWorker
+    from streams.serving.worker import ForecastWorker
     from streams.stack.processes import quiet_collector
 
     settings = get_settings()

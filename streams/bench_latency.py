@@ -114,10 +114,10 @@ def bench_latency(
     """Run the benchmark (see the module docstring); return its JSON-able report."""
     import redis
 
-    from streams.forecaster import serving_device
     from streams.history.sources import key_of
     from streams.kafka.admin import ensure_topics, remove_namespace
     from streams.kafka.producer import Producer, producer_config
+    from streams.serving.worker import serving_device
     from streams.stack.processes import ChildProcess
 
     s = settings.namespaced(f"lat-{uuid.uuid4().hex[:8]}").model_copy(

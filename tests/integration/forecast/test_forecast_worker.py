@@ -28,9 +28,9 @@ from schemas import (
     WindowClosed,
     decode,
 )
-from streams.forecaster import BASELINE_VERSION, ForecastWorker, WindowWork, forecaster_lag
 from streams.history.replay import produce_events, replay
 from streams.kafka.admin import ensure_topics
+from streams.serving.worker import BASELINE_VERSION, ForecastWorker, WindowWork, forecaster_lag
 from streams.settings import Settings
 
 from ..live import consume_all, running_worker, stats, wait_for

@@ -7,7 +7,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from streams.alerts import (
+from streams.alerts.rules import (
     MAX_COVER_DAYS,
     Deviation,
     OpenRestock,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from schemas import Window, WindowClosed
-from streams.forecaster import (
+from streams.serving.worker import (
     DayExpectation,
     ModelHolder,
     ServingModel,
@@ -110,7 +110,7 @@ def test_a_champion_that_fails_to_load_at_start_leaves_the_baseline_serving(
 
 def test_forecast_payloads_satisfy_the_contract_even_from_crossing_raw_output() -> None:
     from schemas import Forecast, decode
-    from streams.forecaster import forecast_payloads
+    from streams.serving.worker import forecast_payloads
 
     rng = np.random.default_rng(0)
     raw = rng.normal(1.0, 2.0, size=(3, 4, 3))  # negative and crossing on purpose
@@ -127,7 +127,7 @@ def test_forecast_payloads_satisfy_the_contract_even_from_crossing_raw_output() 
 
 
 def test_backfill_windows_are_skipped() -> None:
-    from streams.forecaster import backfill_filter
+    from streams.serving.worker import backfill_filter
 
     closes = [_closed(h, 0, [f"S{h}"]) for h in range(4)]
     assert backfill_filter(closes, None) == closes

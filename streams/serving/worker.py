@@ -46,7 +46,7 @@ from schemas import (
     WindowClosed,
     decode,
 )
-from streams.alerts import (
+from streams.alerts.rules import (
     Deviation,
     OpenRestock,
     alert_id,
@@ -746,7 +746,7 @@ class ForecastWorker:
         units: np.ndarray,
         inputs: _Inputs,
     ) -> None:
-        """Restock and pricing rules for the SKUs of one batch (see :mod:`streams.alerts`).
+        """Restock and pricing rules for the SKUs of one batch (see :mod:`streams.alerts.rules`).
 
         ``baseline_median``: day-0 median demand without the active promotions (None when
         the model has no promotion input: then the forecast itself is the baseline).
