@@ -276,7 +276,7 @@ def _replay_live(
     the stream worker has them all and the forecast worker (if running) has caught up:
     (replay seconds, drain seconds)."""
     from streams.history.replay import produce_events
-    from streams.serving.worker import forecaster_lag
+    from streams.serving.lag import forecaster_lag
 
     before = _stats(client, f"{settings.redis_prefix}:stats", {})
     base = sum(int(before.get(k, 0)) for k in ("events", "duplicates", "dead_letters"))

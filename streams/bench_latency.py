@@ -117,7 +117,7 @@ def bench_latency(
     from streams.history.sources import key_of
     from streams.kafka.admin import ensure_topics, remove_namespace
     from streams.kafka.producer import Producer, producer_config
-    from streams.serving.worker import serving_device
+    from streams.serving.model_holder import serving_device
     from streams.stack.processes import ChildProcess
 
     s = settings.namespaced(f"lat-{uuid.uuid4().hex[:8]}").model_copy(

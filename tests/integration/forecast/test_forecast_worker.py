@@ -30,7 +30,10 @@ from schemas import (
 )
 from streams.history.replay import produce_events, replay
 from streams.kafka.admin import ensure_topics
-from streams.serving.worker import BASELINE_VERSION, ForecastWorker, WindowWork, forecaster_lag
+from streams.serving.lag import forecaster_lag
+from streams.serving.model_holder import BASELINE_VERSION
+from streams.serving.planning import WindowWork
+from streams.serving.worker import ForecastWorker
 from streams.settings import Settings
 
 from ..live import consume_all, running_worker, stats, wait_for

@@ -9,7 +9,7 @@ import orjson
 
 from schemas import Window
 from streams.bench_latency import _forecast_head
-from streams.serving.worker import forecast_payloads
+from streams.serving.payloads import forecast_payloads
 
 END = datetime(2011, 6, 1, 10, tzinfo=UTC)
 WINDOW = Window(start=END - timedelta(hours=1), end=END)

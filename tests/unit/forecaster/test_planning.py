@@ -9,14 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from schemas import Window, WindowClosed
-from streams.serving.worker import (
-    DayExpectation,
-    ModelHolder,
-    ServingModel,
-    batch_plan,
-    load_version,
-    plan_windows,
-)
+from streams.alerts.state import DayExpectation
+from streams.serving.model_holder import ModelHolder, ServingModel, load_version
+from streams.serving.planning import batch_plan, plan_windows
 
 T0 = datetime(2011, 6, 1, 10, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -110,7 +105,7 @@ def test_a_champion_that_fails_to_load_at_start_leaves_the_baseline_serving(
 
 def test_forecast_payloads_satisfy_the_contract_even_from_crossing_raw_output() -> None:
     from schemas import Forecast, decode
-    from streams.serving.worker import forecast_payloads
+    from streams.serving.payloads import forecast_payloads
 
     rng = np.random.default_rng(0)
     raw = rng.normal(1.0, 2.0, size=(3, 4, 3))  # negative and crossing on purpose
@@ -127,7 +122,7 @@ def test_forecast_payloads_satisfy_the_contract_even_from_crossing_raw_output() 
 
 
 def test_backfill_windows_are_skipped() -> None:
-    from streams.serving.worker import backfill_filter
+    from streams.serving.planning import backfill_filter
 
     closes = [_closed(h, 0, [f"S{h}"]) for h in range(4)]
     assert backfill_filter(closes, None) == closes

@@ -1,0 +1,301 @@
+"""Restock and pricing alerts for one batch of forecasts: the pure rules of
+:mod:`streams.alerts.rules` applied with the memory of :mod:`streams.alerts.state`.
+
+The forecast worker calls :meth:`AlertEvaluator.evaluate` after publishing a batch's
+forecasts, for the SKUs whose window is the newest forecast for them. Per SKU:
+
+- **restock**: when its demand over lead time plus review period (at the service level)
+  exceeds stock on hand plus on order, or an alert is open, the assessment may open an
+  alert, publish it again (the recommended quantity moved by more than half) or resolve
+  it;
+- **pricing**: the first window of a day evaluates the day before against what the first
+  forecast of that day expected: a surge or slump alert after ``pricing_windows`` days in
+  a row outside the 80% interval on one side, and for a promoted day a lift far off the
+  lift the model expected; then it keeps what it expects of today.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from schemas import PricingAlert, RestockAlert, Window
+from streams.alerts.rules import (
+    Deviation,
+    OpenRestock,
+    alert_id,
+    assess_restock,
+    demand_over_many,
+    lift_off_plan,
+    persistent_deviation,
+    quantile_column,
+    restock_transition,
+)
+from streams.alerts.state import (
+    DayExpectation,
+    dump_deviations,
+    dump_open,
+    parse_deviations,
+    parse_open,
+)
+from streams.serving.inputs import BatchInputs
+from streams.serving.model_holder import ServingModel
+from streams.serving.planning import WindowWork, day_floor
+from streams.settings import Settings
+from streams.store.keys import KeyLayout
+
+MIN_HISTORY_DAYS_FOR_PRICING = 14
+"""Pricing alerts wait until a SKU has sold for two weeks: before that its forecast
+interval rests on too little history to call demand outside it a surge or a slump."""
+
+Publish = Callable[[str, str, bytes], None]
+"""Publish ``(topic, sku, payload)``."""
+
+
+@dataclass(frozen=True)
+class AlertContext:
+    model: ServingModel
+    window: Window
+    today: date
+    created: datetime
+    weights: list[np.ndarray]
+    """Interpolation weights of the 0.1, 0.5 and 0.9 quantiles."""
+
+    def header(self, kind: str, sku: str) -> dict[str, Any]:
+        """The fields every alert of this window carries: id, SKU, window, model, time."""
+        return {
+            "alert_id": alert_id(kind, sku, self.window),
+            "sku": sku,
+            "window": self.window,
+            "model_version": self.model.version,
+            "created_at": self.created,
+        }
+
+
+@dataclass
+class AlertCounts:
+    restock: int = 0
+    pricing: int = 0
+
+
+class AlertEvaluator:
+    """Evaluates the alert rules of a batch, publishes the alerts with ``publish`` and
+    queues the changed alert memory on a Redis pipeline."""
+
+    def __init__(self, settings: Settings, layout: KeyLayout, publish: Publish) -> None:
+        self.settings = settings
+        self.layout = layout
+        self.publish = publish
+
+    def evaluate(
+        self,
+        model: ServingModel,
+        work: WindowWork,
+        skus: list[str],
+        quantiles: np.ndarray,
+        baseline_median: np.ndarray | None,
+        units: np.ndarray,
+        inputs: BatchInputs,
+        pipe: Any,
+    ) -> AlertCounts:
+        """Restock and pricing rules for the SKUs of one batch; return what was published.
+
+        ``baseline_median``: day-0 median demand without the active promotions (None when
+        the model has no promotion input: then the forecast itself is the baseline).
+        """
+        sold = units > 0
+        history_days = np.where(sold.any(axis=1), units.shape[1] - sold.argmax(axis=1), 0)
+        ctx = AlertContext(
+            model=model,
+            window=work.window,
+            today=day_floor(work.window.end).date(),
+            created=datetime.now(UTC),
+            weights=[quantile_column(model.quantile_levels, q) for q in (0.1, 0.5, 0.9)],
+        )
+        state, current = inputs.state, inputs.current
+        restock = self._restock_candidates(ctx, skus, quantiles, state, inputs.open_raw) & current
+        counts = AlertCounts()
+        for i, sku in enumerate(skus):
+            if not current[i]:
+                continue
+            if restock[i]:
+                previous = parse_open(inputs.open_raw[i])
+                counts.restock += self._restock(ctx, sku, quantiles[i], state[sku], previous, pipe)
+            expect_raw = inputs.expect_raw[i]
+            if DayExpectation.is_for(expect_raw, ctx.today):
+                continue  # today's expectation is set and yesterday's was evaluated
+            expected = DayExpectation.parse(expect_raw)
+            seasoned = history_days[i] >= MIN_HISTORY_DAYS_FOR_PRICING
+            if seasoned and expected is not None and expected.day == ctx.today - timedelta(days=1):
+                observed = float(units[i, -1]) if units.shape[1] else 0.0
+                history = parse_deviations(inputs.hist_raw[i])
+                counts.pricing += self._deviation(ctx, sku, expected, observed, history, pipe)
+                counts.pricing += self._promotion_lift(ctx, sku, expected, observed)
+            if expected is None or expected.day != ctx.today:
+                baseline = None if baseline_median is None else float(baseline_median[i])
+                today = self._expectation(ctx, quantiles[i], state[sku], baseline)
+                pipe.hset(self.layout.day_expectations, sku, today.dump())
+        return counts
+
+    def _expectation(
+        self, ctx: AlertContext, values: np.ndarray, st: dict[str, Any], baseline: float | None
+    ) -> DayExpectation:
+        """What the forecast ``values`` of a SKU say about today."""
+        day0 = values[0]
+        lower, median, upper = (float(day0 @ w) for w in ctx.weights)
+        promos = st["promotions"]
+        return DayExpectation(
+            day=ctx.today,
+            lower=lower,
+            median=median,
+            upper=upper,
+            promotion_id=promos[0]["promotion_id"] if promos else None,
+            baseline=baseline if baseline is not None and promos else median,
+        )
+
+    def _restock_candidates(
+        self,
+        ctx: AlertContext,
+        skus: list[str],
+        quantiles: np.ndarray,
+        state: dict[str, dict[str, Any]],
+        open_raw: list[Any],
+    ) -> np.ndarray:
+        """Which SKUs can change their restock alert: those with inventory whose demand over
+        lead time plus review period exceeds their stock position (all at once, in numpy),
+        and those with an open alert (it may resolve)."""
+        s = self.settings
+        with_stock = np.array([state[sku]["on_hand"] is not None for sku in skus], dtype=bool)
+        if not with_stock.any():
+            return with_stock
+        protection = np.array(
+            [(state[sku]["lead_time_days"] or 0.0) + s.restock_review_days for sku in skus]
+        )
+        position = np.array(
+            [(state[sku]["on_hand"] or 0) + (state[sku]["on_order"] or 0) for sku in skus]
+        )
+        high = quantiles @ quantile_column(ctx.model.quantile_levels, s.restock_service_level)
+        short = demand_over_many(high, protection) > position
+        is_open = np.array([raw is not None for raw in open_raw], dtype=bool)
+        return np.asarray(with_stock & (short | is_open))
+
+    def _restock(
+        self,
+        ctx: AlertContext,
+        sku: str,
+        values: np.ndarray,
+        st: dict[str, Any],
+        previous: OpenRestock | None,
+        pipe: Any,
+    ) -> int:
+        """Open, publish again or resolve the SKU's restock alert; return the alerts published."""
+        s = self.settings
+        assessment = assess_restock(
+            values,
+            ctx.model.quantile_levels,
+            on_hand=st["on_hand"],
+            on_order=st["on_order"] or 0,
+            lead_time_days=st["lead_time_days"] or 0.0,
+            review_period_days=s.restock_review_days,
+            service_level=s.restock_service_level,
+            first_day=ctx.today,
+        )
+        transition = restock_transition(previous, assessment)
+        if transition is None:
+            return 0
+        alert = RestockAlert(
+            **ctx.header(f"restock-{transition}", sku),
+            status="open" if transition == "open" else "resolved",
+            service_level=s.restock_service_level,
+            demand_over_lead_time=assessment.demand_over_lead_time,
+            lead_time_days=st["lead_time_days"] or 0.0,
+            review_period_days=s.restock_review_days,
+            on_hand=st["on_hand"],
+            on_order=st["on_order"] or 0,
+            recommended_order_qty=assessment.recommended_order_qty,
+            days_of_cover=assessment.days_of_cover,
+            expected_stockout_date=assessment.expected_stockout_date,
+        )
+        self.publish(s.topic_alerts_restock, sku, alert.to_json())
+        if transition == "open":
+            opened = OpenRestock(
+                assessment.recommended_order_qty, assessment.expected_stockout_date
+            )
+            pipe.hset(self.layout.open_restocks, sku, dump_open(opened))
+        else:
+            pipe.hdel(self.layout.open_restocks, sku)
+        return 1
+
+    def _deviation(
+        self,
+        ctx: AlertContext,
+        sku: str,
+        expected: DayExpectation,
+        observed: float,
+        history: list[Deviation],
+        pipe: Any,
+    ) -> int:
+        """Yesterday's demand against the interval forecast for it; a surge or slump alert
+        after ``pricing_windows`` days in a row on one side. Returns the alerts published."""
+        n = self.settings.pricing_windows
+        history.append(Deviation(observed, expected.lower, expected.median, expected.upper))
+        history = history[-n * 4 :]
+        kind = persistent_deviation(history, n)
+        published = 0
+        if kind is not None:
+            recent = history[-n:]
+            side = "above" if kind == "surge" else "below"
+            alert = PricingAlert(
+                **ctx.header(f"pricing-{kind}", sku),
+                kind="surge" if kind == "surge" else "slump",
+                observed=[d.observed for d in recent],
+                forecast_median=[d.median for d in recent],
+                interval_lower=[d.lower for d in recent],
+                interval_upper=[d.upper for d in recent],
+                windows=len(recent),
+                evidence=(
+                    f"daily demand {side} the 80% forecast interval for the last {len(recent)} "
+                    f"days up to {expected.day}: observed "
+                    f"{[round(d.observed, 1) for d in recent]} vs median "
+                    f"{[round(d.median, 1) for d in recent]}"
+                ),
+            )
+            self.publish(self.settings.topic_alerts_pricing, sku, alert.to_json())
+            published = 1
+            history = []  # the evidence is reported; count afresh
+        pipe.hset(self.layout.deviations, sku, dump_deviations(history))
+        return published
+
+    def _promotion_lift(
+        self, ctx: AlertContext, sku: str, expected: DayExpectation, observed: float
+    ) -> int:
+        """A promoted day whose realised lift is far from the lift the model expected;
+        returns the alerts published."""
+        if expected.promotion_id is None:
+            return 0
+        realised = lift_off_plan(observed, expected.baseline, expected.expected_lift)
+        if realised is None:
+            return 0
+        alert = PricingAlert(
+            **ctx.header("pricing-promo", sku),
+            kind="promo_lift_off_plan",
+            observed=[observed],
+            forecast_median=[expected.median],
+            interval_lower=[expected.lower],
+            interval_upper=[expected.upper],
+            windows=1,
+            promotion_id=expected.promotion_id,
+            expected_lift=round(expected.expected_lift, 4),
+            realised_lift=round(realised, 4),
+            evidence=(
+                f"promotion {expected.promotion_id} on {expected.day}: observed {observed:g} "
+                f"units against {expected.baseline:.1f} without the promotion, a lift of "
+                f"{realised:+.0%} where the model expected {expected.expected_lift:+.0%}"
+            ),
+        )
+        self.publish(self.settings.topic_alerts_pricing, sku, alert.to_json())
+        return 1

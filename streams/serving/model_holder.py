@@ -1,0 +1,172 @@
+"""The serving model: load a registry version (or the baseline) and hold the one that serves,
+reloading off the hot path.
+
+:class:`ModelHolder` keeps the model that serves now: a ``ModelUpdate`` or a changed
+champion pointer loads the new version on a background thread and swaps it in atomically;
+a batch in flight finishes on the model it started with, and a version that fails to load
+leaves the old one serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BASELINE_VERSION = "baseline-seasonal-quantiles"
+SUPPORTED_KNOWN = frozenset({"price_rel", "promo_flag", "promo_depth"})
+"""Known-future covariates the worker derives from the feature store."""
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """A loaded model and what the worker needs to know about it."""
+
+    version: str
+    forecaster: Any
+    quantile_levels: list[float]
+    context_length: int
+    horizon: int
+    known: tuple[str, ...] = ()
+    needs_fit: bool = False
+    """Baselines are fitted on the history of each batch before predicting."""
+
+    def predict(self, panel: Any, future_known: dict[str, np.ndarray] | None) -> np.ndarray:
+        """Quantiles ``(N, horizon, Q)``."""
+        if self.needs_fit:
+            return np.asarray(self.forecaster.fit(panel).predict(panel, self.horizon))
+        return np.asarray(self.forecaster.predict(panel, self.horizon, future_known or None))
+
+
+def serving_device(device: str) -> str:
+    """``cuda`` or ``cpu``: where ``device`` (auto / cpu / cuda) puts the model here."""
+    import torch
+
+    if device == "cpu":
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def baseline_model(context_length: int = 56, horizon: int = 28) -> ServingModel:
+    """The fallback when the registry has no champion: per-weekday empirical quantiles."""
+    from models.baselines import SeasonalEmpiricalQuantiles
+
+    forecaster = SeasonalEmpiricalQuantiles(season=7, seasons=context_length // 7)
+    return ServingModel(
+        version=BASELINE_VERSION,
+        forecaster=forecaster,
+        quantile_levels=list(forecaster.quantile_levels),
+        context_length=context_length,
+        horizon=horizon,
+        needs_fit=True,
+    )
+
+
+def load_version(
+    registry_root: Path, version: str | None, device: str, compile: bool = False
+) -> ServingModel:
+    """Load ``version`` (default: the champion) from the registry as a :class:`ServingModel`;
+    with ``compile``, its ``torch.compile``'d graph is built here, before it serves."""
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry(registry_root)
+    version = version or registry.champion()
+    if version is None:
+        return baseline_model()
+    forecaster = registry.load(version, device=device)
+    config = forecaster.config
+    unsupported = sorted(set(config.known_covariates or ()) - SUPPORTED_KNOWN)
+    if unsupported:
+        raise ValueError(
+            f"model {version} needs known covariates {unsupported} that the forecast worker "
+            f"cannot derive from the feature store (it supplies {sorted(SUPPORTED_KNOWN)})"
+        )
+    if compile:
+        forecaster.compile = True
+        seconds = forecaster.warm_up()
+        log.info("model %s compiled in %.1f s", version, seconds)
+    return ServingModel(
+        version=version,
+        forecaster=forecaster,
+        quantile_levels=list(config.quantile_levels),
+        context_length=int(config.context_length),
+        horizon=int(config.prediction_length),
+        known=tuple(config.known_covariates or ()),
+    )
+
+
+class ModelHolder:
+    """The model that serves now; reloads happen off the hot path and swap atomically.
+
+    ``current`` is one attribute read, so a batch that took it keeps using that model even
+    if a reload completes meanwhile.
+    """
+
+    def __init__(
+        self,
+        registry_root: Path,
+        device: str = "auto",
+        loader: Callable[[Path, str | None, str], ServingModel] = load_version,
+    ) -> None:
+        self.registry_root = registry_root
+        self.device = device
+        self.loader = loader
+        self.last_error: str | None = None
+        try:
+            self.current: ServingModel = loader(registry_root, None, device)
+        except Exception as exc:  # serve the baseline rather than nothing
+            self.last_error = f"could not load the champion: {exc}"
+            log.error("%s; serving the baseline %s meanwhile", self.last_error, BASELINE_VERSION)
+            self.current = baseline_model()
+        self.reloads = 0
+        self._pointer_mtime = self._pointer_stat()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _pointer_stat(self) -> float | None:
+        from models.registry import POINTER
+
+        try:
+            return (self.registry_root / POINTER).stat().st_mtime_ns / 1e9
+        except OSError:
+            return None
+
+    def request(self, version: str | None = None) -> threading.Thread:
+        """Load ``version`` (default: the champion) on a background thread, then swap."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._thread.join()
+            thread = threading.Thread(
+                target=self._load, args=(version,), name="model-reload", daemon=True
+            )
+            self._thread = thread
+            thread.start()
+            return thread
+
+    def _load(self, version: str | None) -> None:
+        try:
+            model = self.loader(self.registry_root, version, self.device)
+        except Exception as exc:
+            self.last_error = f"could not load model version {version or 'champion'}: {exc}"
+            log.error("%s; version %s keeps serving", self.last_error, self.current.version)
+            return
+        if model.version != self.current.version:
+            self.current = model
+            self.reloads += 1
+            self.last_error = None
+            log.info("now serving model version %s", model.version)
+
+    def check_pointer(self) -> threading.Thread | None:
+        """Reload when the champion pointer file changed since the last look."""
+        mtime = self._pointer_stat()
+        if mtime != self._pointer_mtime:
+            self._pointer_mtime = mtime
+            return self.request(None)
+        return None
