@@ -276,7 +276,7 @@ def bench_latency_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON report")] = False,
 ) -> None:
     """Time windows through the live path: watermark past a window's end to its last forecast."""
-    from streams.bench_latency import bench_latency
+    from streams.bench.latency import bench_latency
 
     if skus < 1 or windows < 1:
         raise typer.BadParameter("--skus and --windows must be at least 1")

@@ -174,7 +174,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
         ] = None,
     ) -> None:
         """Measure ingest: N UCI events through one stream worker from an empty state."""
-        from streams.bench import bench_ingest
+        from streams.bench.ingest import bench_ingest
 
         report = bench_ingest(get_settings(), events, log=log, quiet=as_json)
         if as_json:

@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 
 from schemas import Window
-from streams.bench_latency import _forecast_head
+from streams.bench.latency import _forecast_head
 from streams.serving.payloads import forecast_payloads
 
 END = datetime(2011, 6, 1, 10, tzinfo=UTC)

@@ -4,7 +4,8 @@ The run uses topics, a consumer group and a Redis prefix of its own (removed at 
 
 1. the first N events of the UCI log are produced to a fresh ``orders`` topic;
 2. ``raw_consume_per_s``: a plain confluent-kafka consumer reads them with JSON parsing;
-3. ``bare_faust_per_s``: a Faust agent that only does ``take_events()`` and JSON parsing;
+3. ``bare_faust_per_s``: a Faust agent that only does ``take_events()`` and JSON parsing
+   (:mod:`streams.bench.bare_app`);
 4. ``events_per_s``: ``demandcast worker`` from an empty state, first event consumed to
    last feature durable in Redis (both instants recorded by the worker in Redis);
 5. ``lost`` / ``duplicated``: the consistency check of :mod:`streams.history.check`.
@@ -25,9 +26,10 @@ from streams.exceptions import StreamsError
 from streams.kafka.consumer import new_consumer
 from streams.settings import Settings
 from streams.stack.processes import ChildProcess
+from streams.store.keys import layout_of
 
 DEFAULT_LOG = (
-    Path(__file__).resolve().parents[2]
+    Path(__file__).resolve().parents[3]
     / "shared"
     / "data"
     / "online_retail"
@@ -64,43 +66,9 @@ def _raw_consume(settings: Settings, topic: str, n: int) -> float:
     return n / (time.monotonic() - first)
 
 
-BARE_APP = r"""
-import asyncio, json, os, sys, time
-import uvloop
-asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-import faust, orjson
-from streams.ingest.app import faust_broker_options, faust_datadir
-from streams.settings import Settings
-s = Settings()
-n = int(sys.argv[1]); out = sys.argv[2]
-app = faust.App(s.app_id + "-bare", **faust_broker_options(s), store="memory://",
-                datadir=faust_datadir(s), web_enabled=False,
-                autodiscover=False, consumer_auto_offset_reset="earliest",
-                stream_buffer_maxsize=max(4096, 2 * s.batch_max_events))
-topic = app.topic(s.topic_orders, key_serializer="raw", value_serializer="raw")
-state = {"count": 0, "first": None}
-
-@app.agent(topic)
-async def bare(stream):
-    loads = orjson.loads
-    async for events in stream.take_events(s.batch_max_events, within=0.2):
-        if state["first"] is None:
-            state["first"] = time.time()
-        for e in events:
-            loads(e.message.value)
-        state["count"] += len(events)
-        if state["count"] >= n:
-            with open(out + ".tmp", "w") as fh:
-                json.dump({"count": state["count"], "seconds": time.time() - state["first"]}, fh)
-            os.replace(out + ".tmp", out)
-
-faust.Worker(app, loglevel="warning", redirect_stdouts=False).execute_from_commandline()
-"""
-
-
 def _bare_faust(settings: Settings, n: int, workdir: Path) -> float:
     out = workdir / "bare.json"
-    argv = [sys.executable, "-c", BARE_APP, str(n), str(out)]
+    argv = [sys.executable, "-m", "streams.bench.bare_app", str(n), str(out)]
     with ChildProcess(settings, argv, log=workdir / "bare.log") as proc:
         deadline = time.monotonic() + 600
         while not out.exists():
@@ -113,7 +81,7 @@ def _bare_faust(settings: Settings, n: int, workdir: Path) -> float:
 
 def _worker(settings: Settings, n: int, workdir: Path, client: Any) -> tuple[float, float, float]:
     """(events/s, seconds, peak RSS MB) of one stream worker from an empty state."""
-    stats_key = f"{settings.redis_prefix}:stats"
+    stats_key = layout_of(settings).stats
     rss = 0.0
     with ChildProcess.demandcast(settings, "worker", log=workdir / "worker.log") as proc:
         deadline = time.monotonic() + 900
@@ -145,7 +113,6 @@ def bench_ingest(
     from streams.history.check import compare, recompute
     from streams.history.replay import load_events, produce_events
     from streams.kafka.admin import ensure_topics, remove_namespace, stream_topics
-    from streams.store.keys import KeyLayout
     from streams.store.reader import FeatureReader
 
     log = log or DEFAULT_LOG
@@ -175,8 +142,9 @@ def bench_ingest(
         say("stream worker ...")
         rate, seconds, rss = _worker(s, n, workdir, client)
         say("consistency check ...")
-        result = compare(recompute(loaded.events), FeatureReader(client, KeyLayout(s.redis_prefix)))
-        raw_stats: dict[Any, Any] = client.hgetall(f"{s.redis_prefix}:stats")
+        layout = layout_of(s)
+        result = compare(recompute(loaded.events), FeatureReader(client, layout))
+        raw_stats: dict[Any, Any] = client.hgetall(layout.stats)
         stats = {k.decode(): int(v) for k, v in raw_stats.items()}
     finally:
         if not keep:

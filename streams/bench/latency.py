@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ import orjson
 from schemas import OrderEvent, WindowClosed, decode
 from streams.kafka.consumer import new_consumer, take
 from streams.settings import Settings
+from streams.store.keys import layout_of
 
 
 def _window_messages(settings: Settings, stop: threading.Event, sink: dict[str, Any]) -> None:
@@ -104,6 +106,78 @@ def _wait(predicate: Any, procs: tuple[Any, ...], timeout_s: float) -> None:
         time.sleep(0.1)
 
 
+T0 = datetime(2011, 6, 1, tzinfo=UTC)
+"""The event time of the benchmark's first hour (hour -1 is the warm-up)."""
+
+
+def _hour_of_orders(codes: list[str], hour: int) -> list[tuple[bytes, bytes]]:
+    """One order per SKU in the hour, in event-time order, as Kafka (key, value)."""
+    from streams.history.sources import key_of
+
+    start = T0 + timedelta(hours=hour)
+    burst = [
+        OrderEvent(
+            event_id=f"bench-{hour}-{i}",
+            event_time=start + timedelta(seconds=i % 3600),
+            order_id=f"{hour}-{i}",
+            sku=code,
+            quantity=1 + (i + hour) % 5,
+            unit_price=2.5,
+        )
+        for i, code in enumerate(codes)
+    ]
+    burst.sort(key=lambda event: event.event_time)
+    return [(key_of(event), event.to_json()) for event in burst]
+
+
+@dataclass
+class _LivePath:
+    """The two workers under test, the orders to send them and the stats they keep."""
+
+    settings: Settings
+    client: Any
+    producer: Any
+    procs: tuple[Any, ...]
+    bursts: dict[int, list[tuple[bytes, bytes]]]
+    timeout_s: float
+
+    def send(self, hour: int) -> None:
+        for key, value in self.bursts.pop(hour):
+            self.producer.send(self.settings.topic_orders, value, key)
+        self.producer.deliver(60)
+
+    def stats(self) -> dict[str, str]:
+        return _hash(self.client, layout_of(self.settings).stats)
+
+    def forecaster_stats(self) -> dict[str, str]:
+        return _hash(self.client, layout_of(self.settings).forecaster_stats)
+
+    def drive(self, skus: int, windows: int, interval_s: float) -> None:
+        """The warm-up hour, then ``windows + 1`` hours ``interval_s`` apart; returns when
+        the forecast worker has done every window (or ``timeout_s`` has passed)."""
+        # a warm-up hour: both workers have joined their groups and loaded the model
+        self.send(-1)
+        _wait(lambda: self.stats().get("events", "0") == str(skus), self.procs, self.timeout_s)
+        for hour in range(windows + 1):
+            self.send(hour)
+            if hour == 0:
+                _wait(
+                    lambda: int(self.forecaster_stats().get("windows", 0)),
+                    self.procs,
+                    self.timeout_s,
+                )
+            time.sleep(interval_s)
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            stats = self.forecaster_stats()
+            windows_done = int(stats.get("windows", 0)) + int(stats.get("coalesced", 0))
+            if windows_done >= windows + 1:  # and the warm-up window
+                break
+            for proc in self.procs:
+                proc.check()
+            time.sleep(0.5)
+
+
 def bench_latency(
     settings: Settings,
     skus: int,
@@ -114,7 +188,6 @@ def bench_latency(
     """Run the benchmark (see the module docstring); return its JSON-able report."""
     import redis
 
-    from streams.history.sources import key_of
     from streams.kafka.admin import ensure_topics, remove_namespace
     from streams.kafka.producer import Producer, producer_config
     from streams.serving.model_holder import serving_device
@@ -125,7 +198,6 @@ def bench_latency(
     )
     ensure_topics(s, s.all_topics())
     codes = [f"BENCH{i:06d}" for i in range(skus)]
-    t0 = datetime(2011, 6, 1, tzinfo=UTC)
     client = redis.Redis.from_url(s.redis_url, **s.redis_kwargs())
     stop = threading.Event()
     seen: dict[str, Any] = {}
@@ -134,59 +206,12 @@ def bench_latency(
     logs = Path(tempfile.mkdtemp(prefix="demandcast-bench-latency-"))
     stream = ChildProcess.demandcast(s, "worker", log=logs / "worker.log")
     forecaster = ChildProcess.demandcast(s, "forecaster", log=logs / "forecaster.log")
-
-    def hour_of_orders(hour: int) -> list[tuple[bytes, bytes]]:
-        """One order per SKU in the hour, in event-time order, as Kafka (key, value)."""
-        start = t0 + timedelta(hours=hour)
-        burst = [
-            OrderEvent(
-                event_id=f"bench-{hour}-{i}",
-                event_time=start + timedelta(seconds=i % 3600),
-                order_id=f"{hour}-{i}",
-                sku=code,
-                quantity=1 + (i + hour) % 5,
-                unit_price=2.5,
-            )
-            for i, code in enumerate(codes)
-        ]
-        burst.sort(key=lambda event: event.event_time)
-        return [(key_of(event), event.to_json()) for event in burst]
-
     # encoded before the clock starts: the load generator shares the CPUs with the system
-    bursts = {hour: hour_of_orders(hour) for hour in range(-1, windows + 1)}
+    bursts = {hour: _hour_of_orders(codes, hour) for hour in range(-1, windows + 1)}
     producer = Producer(producer_config(s), what="bench orders")
-
-    def send(hour: int) -> None:
-        for key, value in bursts.pop(hour):
-            producer.send(s.topic_orders, value, key)
-        producer.deliver(60)
-
+    live = _LivePath(s, client, producer, (stream, forecaster), bursts, timeout_s)
     try:
-        # a warm-up hour: both workers have joined their groups and loaded the model
-        send(-1)
-        _wait(
-            lambda: _hash(client, f"{s.redis_prefix}:stats").get("events", "0") == str(skus),
-            (stream, forecaster),
-            timeout_s,
-        )
-        for hour in range(windows + 1):
-            send(hour)
-            if hour == 0:
-                _wait(
-                    lambda: int(_hash(client, f"{s.redis_prefix}:fc:stats").get("windows", 0)),
-                    (stream, forecaster),
-                    timeout_s,
-                )
-            time.sleep(interval_s)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            stats = _hash(client, f"{s.redis_prefix}:fc:stats")
-            windows_done = int(stats.get("windows", 0)) + int(stats.get("coalesced", 0))
-            if windows_done >= windows + 1:  # and the warm-up window
-                break
-            stream.check()
-            forecaster.check()
-            time.sleep(0.5)
+        live.drive(skus, windows, interval_s)
         time.sleep(2.0)  # let the observer read the last forecasts
         forecaster_rss = forecaster.peak_rss_mb()
     finally:
@@ -194,15 +219,26 @@ def bench_latency(
         observer.join(30)
         forecaster.stop()
         stream.stop()
-    fc_stats = _hash(client, f"{s.redis_prefix}:fc:stats")
+    fc_stats = live.forecaster_stats()
     remove_namespace(s, client, s.all_topics())
     client.close()
+    return {
+        **_latencies(seen, fc_stats),
+        "model_versions": sorted(seen.get("versions", ())),
+        "forecaster_rss_mb": forecaster_rss,
+        "interval_s": interval_s,
+        "device": serving_device(settings.device),
+    }
+
+
+def _latencies(seen: dict[str, Any], fc_stats: dict[str, str]) -> dict[str, Any]:
+    """The window latencies from what the observer saw, and the forecast worker's figures."""
     closed_at: dict[tuple[datetime, str], float] = seen.get("closed_at", {})
     arrivals: dict[datetime, list[tuple[str, float]]] = seen.get("arrivals", {})
     latencies = []
     sizes = []
     for end, items in sorted(arrivals.items()):
-        if end <= t0:
+        if end <= T0:
             continue  # the warm-up window
         lags = [t - closed_at[(end, sku)] for sku, t in items if (end, sku) in closed_at]
         if lags:
@@ -224,8 +260,4 @@ def bench_latency(
             name: round(float(fc_stats.get(f"{name}_s", 0.0)), 3)
             for name in ("waited", "read", "inputs", "model", "publish", "alerts")
         },
-        "model_versions": sorted(seen.get("versions", ())),
-        "forecaster_rss_mb": forecaster_rss,
-        "interval_s": interval_s,
-        "device": serving_device(settings.device),
     }
