@@ -19,7 +19,7 @@ import pandas as pd
 
 from schemas import ClickEvent, Event, OrderEvent
 from streams.settings import Settings
-from streams.store.keys import DAY_MS, HOUR_MS, METRICS, KeyLayout
+from streams.store.keys import DAY_MS, HOUR_MS, METRICS, KeyLayout, layout_of
 from streams.store.reader import FeatureReader
 
 _CLICK_COLUMNS = {"view": "views", "cart": "carts", "purchase": "purchases"}
@@ -174,9 +174,9 @@ def _to_milli_array(values: np.ndarray, metrics: tuple[str, ...]) -> np.ndarray:
     return out
 
 
-def store_skus(client: Any, prefix: str) -> set[str]:
-    """Every SKU with a daily bucket key under ``prefix`` (SCAN)."""
-    head = f"{prefix}:fd:"
+def store_skus(client: Any, layout: KeyLayout) -> set[str]:
+    """Every SKU with a daily bucket key in the store (SCAN)."""
+    head = layout.daily_prefix
     skus = set()
     for raw in client.scan_iter(match=f"{head}*", count=5000):
         key = raw.decode()
@@ -202,7 +202,8 @@ def check_log(
     expected = recompute(loaded.events)
     client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     try:
-        reader = FeatureReader(client, KeyLayout(settings.redis_prefix))
-        return compare(expected, reader, extra_skus=store_skus(client, settings.redis_prefix))
+        layout = layout_of(settings)
+        reader = FeatureReader(client, layout)
+        return compare(expected, reader, extra_skus=store_skus(client, layout))
     finally:
         client.close()

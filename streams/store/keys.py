@@ -72,7 +72,11 @@ class KeyLayout:
         return f"{self.prefix}:fh:{sku}:{month}"
 
     def daily(self, sku: str, month: str) -> str:
-        return f"{self.prefix}:fd:{sku}:{month}"
+        return f"{self.daily_prefix}{sku}:{month}"
+
+    @property
+    def daily_prefix(self) -> str:
+        return f"{self.prefix}:fd:"
 
     def daily_series(self, sku: str, year: str) -> str:
         return f"{self.daily_series_prefix}{sku}:{year}"
