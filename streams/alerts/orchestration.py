@@ -42,9 +42,9 @@ from streams.alerts.state import (
     parse_deviations,
     parse_open,
 )
-from streams.serving.inputs import BatchInputs
+from streams.serving.inputs import ForecastBatch
 from streams.serving.model_holder import ServingModel
-from streams.serving.planning import WindowWork, day_floor
+from streams.serving.planning import day_floor
 from streams.settings import Settings
 from streams.store.keys import KeyLayout
 
@@ -91,30 +91,18 @@ class AlertEvaluator:
         self.layout = layout
         self.publish = publish
 
-    def evaluate(
-        self,
-        model: ServingModel,
-        work: WindowWork,
-        skus: list[str],
-        quantiles: np.ndarray,
-        baseline_median: np.ndarray | None,
-        units: np.ndarray,
-        inputs: BatchInputs,
-        pipe: Any,
-    ) -> AlertCounts:
-        """Restock and pricing rules for the SKUs of one batch; return what was published.
-
-        ``baseline_median``: day-0 median demand without the active promotions (None when
-        the model has no promotion input: then the forecast itself is the baseline).
-        """
+    def evaluate(self, batch: ForecastBatch, pipe: Any) -> AlertCounts:
+        """Restock and pricing rules for the SKUs of one batch; return what was published."""
+        skus, quantiles, units, inputs = batch.skus, batch.quantiles, batch.units, batch.inputs
+        baseline_median = batch.baseline_median
         sold = units > 0
         history_days = np.where(sold.any(axis=1), units.shape[1] - sold.argmax(axis=1), 0)
         ctx = AlertContext(
-            model=model,
-            window=work.window,
-            today=day_floor(work.window.end).date(),
+            model=batch.model,
+            window=batch.work.window,
+            today=day_floor(batch.work.window.end).date(),
             created=datetime.now(UTC),
-            weights=[quantile_column(model.quantile_levels, q) for q in (0.1, 0.5, 0.9)],
+            weights=[quantile_column(batch.model.quantile_levels, q) for q in (0.1, 0.5, 0.9)],
         )
         state, current = inputs.state, inputs.current
         restock = self._restock_candidates(ctx, skus, quantiles, state, inputs.open_raw) & current

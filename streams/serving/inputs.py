@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from models.covariates import SERVED_KNOWN, ref_periods
+from models.exceptions import CovariateError
 from streams.alerts.rules import quantile_column
 from streams.serving.model_holder import ServingModel
 from streams.serving.planning import DAY, WindowWork, day_floor
-from streams.store.keys import KeyLayout
+from streams.store.keys import DAY_MS, KeyLayout, epoch_ms
 from streams.store.reader import FeatureArrays, FeatureReader
 
 
@@ -42,7 +44,7 @@ class InputReader:
     def read(self, model: ServingModel, work: WindowWork, skus: list[str]) -> BatchInputs:
         """The context of ``model`` before ``work``'s day, in two round trips."""
         end_day = day_floor(work.window.end)
-        start_day = end_day - model.context_length * DAY
+        start_day = end_day - (model.context_length + lookback_days(model)) * DAY
         arrays, state = self.reader.window_inputs(skus, start_day, end_day, at=work.window.end)
         layout = self.layout
         pipe = self.redis.pipeline(transaction=False)
@@ -72,6 +74,28 @@ class ModelInputs:
     """The start of the window's day: the first forecast step."""
 
 
+def lookback_days(model: ServingModel) -> int:
+    """Days read before the context: the trailing reference of ``price_rel`` needs them."""
+    return ref_periods("D") if "price_rel" in model.known else 0
+
+
+@dataclass(frozen=True)
+class ForecastBatch:
+    """One batch's forecasts and what the alert rules read with them."""
+
+    model: ServingModel
+    work: WindowWork
+    skus: list[str]
+    quantiles: np.ndarray
+    """Shape ``(len(skus), horizon, len(model.quantile_levels))``."""
+    baseline_median: np.ndarray | None
+    """Day-0 median demand without the active promotions (None when the model has no
+    promotion input: then the forecast itself is the baseline)."""
+    units: np.ndarray
+    """The daily ``units`` history of the model's context."""
+    inputs: BatchInputs
+
+
 def model_inputs(
     model: ServingModel, work: WindowWork, skus: list[str], inputs: BatchInputs
 ) -> ModelInputs:
@@ -84,11 +108,12 @@ def model_inputs(
     end_day = day_floor(work.window.end)
     start_day = end_day - model.context_length * DAY
     arrays, state = inputs.arrays, inputs.state
-    units = arrays.metric("units")
+    read = arrays.metric("units")
+    units = read[:, read.shape[1] - model.context_length :]
     seen = np.cumsum(units > 0, axis=1) > 0
     index = pd.date_range(start_day.replace(tzinfo=None), periods=units.shape[1], freq="D")
     known, future = known_covariates(
-        model, skus, state, units, arrays.metric("revenue_milli"), end_day
+        model, skus, state, read, arrays.metric("revenue_milli"), end_day
     )
     panel = Panel(
         series_ids=list(skus),
@@ -109,74 +134,54 @@ def known_covariates(
     revenue: np.ndarray,
     end_day: datetime,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """History and future values of the model's known covariates, from the store.
+    """History (the last ``model.context_length`` days of ``units``) and future values of
+    the model's known covariates, from the store, by the definitions of
+    :mod:`models.covariates` that the table builder uses too:
 
-    Supported:
-
-    - ``price_rel``: the day's mean unit price (revenue / units) over the SKU's median
-      daily price in the context (1.0 on days without sales), as ``models.data`` builds
-      it for training; the future holds the last price seen;
-    - ``promo_flag`` and ``promo_depth``: promotions active now, until their planned end
-      (their history is not kept, so the past is 0).
+    - ``price_rel``: ``units`` and ``revenue`` (currency units) hold
+      :func:`lookback_days` more days than the context, for the trailing reference price;
+      the future holds the last price seen over the reference at the origin;
+    - ``promo_flag`` and ``promo_depth``: the days the planned intervals of the promotions
+      active now overlap, in the context and over the horizon.
     """
-    n, h = len(skus), model.horizon
+    from models.covariates import (
+        PlannedPromotion,
+        price_rel,
+        price_rel_ahead,
+        promotion_covariates,
+    )
+
+    h, c = model.horizon, model.context_length
     known: dict[str, np.ndarray] = {}
     future: dict[str, np.ndarray] = {}
-    for name in model.known:
-        past = np.zeros(units.shape)
-        ahead = np.zeros((n, h))
-        if name == "price_rel":
-            _price_rel(skus, state, units, revenue, past, ahead)
-        elif name in ("promo_flag", "promo_depth"):
-            _promotion(name, skus, state, end_day, ahead)
-        else:
-            raise ValueError(
-                f"model {model.version} needs known covariate {name!r}, which the "
-                "forecast worker cannot derive from the feature store (it supplies "
-                "price_rel, promo_flag and promo_depth)"
-            )
-        known[name] = past
-        future[name] = ahead
-    return known, future
-
-
-def _price_rel(
-    skus: list[str],
-    state: dict[str, dict[str, Any]],
-    units: np.ndarray,
-    revenue: np.ndarray,
-    past: np.ndarray,
-    ahead: np.ndarray,
-) -> None:
-    """Fill ``past`` and ``ahead`` with ``price_rel`` (see :func:`known_covariates`)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        price = np.where(units > 0, revenue / np.maximum(units, 1), np.nan)
-    for i, sku in enumerate(skus):
-        sold = price[i][np.isfinite(price[i])]
-        ref = float(np.median(sold)) if sold.size else None
-        if not ref:
-            past[i], ahead[i] = 1.0, 1.0
-            continue
-        past[i] = np.where(np.isfinite(price[i]), price[i] / ref, 1.0)
-        last = state[sku]["last_price"]
-        ahead[i] = last / ref if last else 1.0
-
-
-def _promotion(
-    name: str,
-    skus: list[str],
-    state: dict[str, dict[str, Any]],
-    end_day: datetime,
-    ahead: np.ndarray,
-) -> None:
-    """Fill ``ahead`` with ``promo_flag`` or ``promo_depth`` (see :func:`known_covariates`)."""
-    h = ahead.shape[1]
-    for i, sku in enumerate(skus):
-        for promo in state[sku]["promotions"]:
-            days = (promo["planned_end"] - end_day) / DAY
-            span = max(0, min(h, int(np.ceil(days))))
-            value = 1.0 if name == "promo_flag" else promo["depth"]
-            ahead[i, :span] = np.maximum(ahead[i, :span], value)
+    if "price_rel" in model.known:
+        lookback = ref_periods("D")
+        known["price_rel"] = price_rel(units, revenue, lookback)[:, -c:]
+        last = [state[sku]["last_price"] for sku in skus]
+        ahead = price_rel_ahead(units, revenue, last, lookback)
+        future["price_rel"] = np.repeat(ahead[:, None], h, axis=1)
+    if {"promo_flag", "promo_depth"} & set(model.known):
+        promos = [
+            [
+                PlannedPromotion(
+                    epoch_ms(p["planned_start"]), epoch_ms(p["planned_end"]), p["depth"]
+                )
+                for p in state[sku]["promotions"]
+            ]
+            for sku in skus
+        ]
+        first_ms = epoch_ms(end_day - c * DAY)
+        flag, depth = promotion_covariates(promos, first_ms, DAY_MS, c + h)
+        for name, values in (("promo_flag", flag), ("promo_depth", depth)):
+            if name in model.known:
+                known[name], future[name] = values[:, :c], values[:, c:]
+    missing = [name for name in model.known if name not in known]
+    if missing:
+        raise CovariateError(
+            f"model {model.version} needs known covariates {missing}, which the forecast "
+            f"worker cannot derive from the feature store (it supplies {sorted(SERVED_KNOWN)})"
+        )
+    return {k: known[k] for k in model.known}, {k: future[k] for k in model.known}
 
 
 def without_promotions(

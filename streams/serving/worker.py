@@ -44,7 +44,13 @@ from schemas import ModelUpdate, SchemaError, WindowClosed, decode
 from streams.alerts.orchestration import AlertEvaluator
 from streams.kafka.consumer import new_consumer, take
 from streams.kafka.producer import Producer
-from streams.serving.inputs import BatchInputs, InputReader, model_inputs, without_promotions
+from streams.serving.inputs import (
+    BatchInputs,
+    ForecastBatch,
+    InputReader,
+    model_inputs,
+    without_promotions,
+)
 from streams.serving.lag import forecaster_group
 from streams.serving.model_holder import ModelHolder, ServingModel, load_version
 from streams.serving.payloads import forecast_payloads
@@ -302,7 +308,9 @@ class ForecastWorker:
         t2 = time.perf_counter()
         published = self._publish_forecasts(model, work, skus, inputs, given.end_day, quantiles)
         t3 = time.perf_counter()
-        self._alerts(model, work, skus, quantiles, baseline_median, given.units, inputs)
+        self._alerts(
+            ForecastBatch(model, work, skus, quantiles, baseline_median, given.units, inputs)
+        )
         phases["inputs"] += t1 - t0
         phases["model"] += t2 - t1
         phases["publish"] += t3 - t2
@@ -345,26 +353,16 @@ class ForecastWorker:
         self.stats.forecasts += len(payloads)
         return len(payloads)
 
-    def _alerts(
-        self,
-        model: ServingModel,
-        work: WindowWork,
-        skus: list[str],
-        quantiles: np.ndarray,
-        baseline_median: np.ndarray | None,
-        units: np.ndarray,
-        inputs: BatchInputs,
-    ) -> None:
+    def _alerts(self, batch: ForecastBatch) -> None:
         """The alert rules of the batch (:mod:`streams.alerts.orchestration`); the SKUs
         whose newest window this is remember it, in the same round trip."""
         pipe = self.redis.pipeline(transaction=False)
-        end_ms = work.end_ms
-        newest = {sku: end_ms for sku, ok in zip(skus, inputs.current, strict=True) if ok}
+        end_ms = batch.work.end_ms
+        current = batch.inputs.current
+        newest = {sku: end_ms for sku, ok in zip(batch.skus, current, strict=True) if ok}
         if newest:
             pipe.hset(self.layout.newest_windows, mapping=newest)  # type: ignore[arg-type]
-        counts = self.alerts.evaluate(
-            model, work, skus, quantiles, baseline_median, units, inputs, pipe
-        )
+        counts = self.alerts.evaluate(batch, pipe)
         pipe.execute()
         self.stats.restock_alerts += counts.restock
         self.stats.pricing_alerts += counts.pricing
