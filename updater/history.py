@@ -97,7 +97,8 @@ def read_history(
 ) -> History:
     """The daily history of the ``top`` SKUs with most units in ``[start, end)``.
 
-    A SKU is observed from its first sale on; ``known`` may name ``price_rel`` (and
+    The panel starts on the first day with a sale (``History.start``); a SKU is observed
+    from its first sale on; ``known`` may name ``price_rel`` (and
     ``promo_flag`` / ``promo_depth``, whose history the store does not keep: zeros).
     """
     skus = store_skus(client, layout)
@@ -120,6 +121,10 @@ def read_history(
     units = units[order]
     revenue = arrays.metric("revenue_milli")[order]
     seen = np.cumsum(units > 0, axis=1) > 0
+    first = int(np.argmax(seen.any(axis=0)))  # days before the store's first sale say nothing
+    if first:
+        start += first * DAY
+        units, revenue, seen = units[:, first:], revenue[:, first:], seen[:, first:]
     covariates: dict[str, np.ndarray] = {}
     for name in known:
         if name == "price_rel":
