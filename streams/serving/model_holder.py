@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from models.covariates import SERVED_KNOWN
+from models.exceptions import CovariateError
+
 log = logging.getLogger(__name__)
 
 BASELINE_VERSION = "baseline-seasonal-quantiles"
-SUPPORTED_KNOWN = frozenset({"price_rel", "promo_flag", "promo_depth"})
-"""Known-future covariates the worker derives from the feature store."""
 
 
 @dataclass(frozen=True)
@@ -82,11 +83,11 @@ def load_version(
         return baseline_model()
     forecaster = registry.load(version, device=device)
     config = forecaster.config
-    unsupported = sorted(set(config.known_covariates or ()) - SUPPORTED_KNOWN)
+    unsupported = sorted(set(config.known_covariates or ()) - SERVED_KNOWN)
     if unsupported:
-        raise ValueError(
+        raise CovariateError(
             f"model {version} needs known covariates {unsupported} that the forecast worker "
-            f"cannot derive from the feature store (it supplies {sorted(SUPPORTED_KNOWN)})"
+            f"cannot derive from the feature store (it supplies {sorted(SERVED_KNOWN)})"
         )
     if compile:
         forecaster.compile = True

@@ -306,7 +306,8 @@ class FeatureReader:
                     "promotion_id": pid,
                     "kind": h["kind"],
                     "depth": float(h["depth"]),
-                    "planned_end": datetime.fromtimestamp(int(h["planned_end"]) / 1000, tz=UTC),
+                    "planned_start": _utc(int(h["planned_start"])),
+                    "planned_end": _utc(int(h["planned_end"])),
                 }
             )
         return active
@@ -314,6 +315,10 @@ class FeatureReader:
     def stats(self) -> dict[str, int]:
         """Counters: events, duplicates, late, dead_letters, windows_closed, timings (ms)."""
         return {k.decode(): int(v) for k, v in self.client.hgetall(self.layout.stats).items()}
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _container_start_ms(name: str) -> int:
