@@ -83,6 +83,7 @@ def prepare_model(settings: Settings, opts: DemoOptions, console: Console, run: 
     """Train on the log before ``opts.split`` unless that exact table was trained on before;
     return the training table."""
     from models.data import read_long_table, read_uci_log, uci_to_long, write_long_table
+    from models.exceptions import RegistryError
     from models.registry import ModelRegistry
 
     work = opts.report_dir / "data"
@@ -125,7 +126,7 @@ def prepare_model(settings: Settings, opts: DemoOptions, console: Console, run: 
     run.train_seconds = time.monotonic() - t0
     version = registry.champion()
     if version is None:  # pragma: no cover - train --promote always sets one
-        raise RuntimeError("training registered no champion")
+        raise RegistryError("training registered no champion; see `demandcast model list`")
     from models.registry import METADATA, atomic_write_json
 
     meta = registry.metadata(version)

@@ -22,6 +22,14 @@ class ReplayError(StreamsError, ValueError):
     """A historical log cannot be replayed (unknown format, unreadable file, bad option)."""
 
 
+class ProcessError(StreamsError, RuntimeError):
+    """A worker process that a command started has exited; the message names its log."""
+
+
+class StoreError(StreamsError, ValueError):
+    """A feature-store request that cannot be served (an unknown frequency or metric)."""
+
+
 class DeliveryError(StreamsError, RuntimeError):
     """The broker did not acknowledge every message given to a producer: some were refused,
     or the wait for them timed out."""

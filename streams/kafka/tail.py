@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from streams.exceptions import TopicError
 from streams.kafka.consumer import new_consumer
 from streams.settings import Settings
 
@@ -61,7 +62,9 @@ def tail(
             if error is not None:
                 if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                     continue
-                raise RuntimeError(f"reading {topic}: {error}")
+                raise TopicError(
+                    f"reading {topic}: {error}; check the broker (`demandcast doctor`)"
+                )
             last = time.monotonic()
             raw_key = msg.key()
             key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from streams.exceptions import ProcessError
 from streams.settings import Settings
 
 
@@ -74,7 +75,7 @@ class ChildProcess:
         code = self.proc.poll()
         if code is not None:
             where = f"; see {self.log}" if self.log else ""
-            raise RuntimeError(f"`{self.name}` exited with {code}{where}")
+            raise ProcessError(f"`{self.name}` exited with {code}{where}")
 
     def peak_rss_mb(self) -> float | None:
         return proc_status_mb(self.proc.pid)

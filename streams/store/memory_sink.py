@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from streams.exceptions import StoreError
 from streams.store.keys import KeyLayout
 from streams.store.sink import Applied, DueWindow
 
@@ -50,7 +51,7 @@ class MemorySink:
         for op in plan["o"]:
             apply = self._ops.get(op[0])
             if apply is None:
-                raise ValueError(f"unknown feature-store op {op[0]!r}")
+                raise StoreError(f"unknown feature-store op {op[0]!r}")
             apply(op[1], op)
         due: list[DueWindow] = []
         for topic, partition, okey, skey_prefix, max_start in plan["w"]:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from streams.exceptions import StoreError
 from streams.store.keys import (
     DAY_MS,
     HOUR_MS,
@@ -103,10 +104,10 @@ class _Grid:
     @classmethod
     def of(cls, start: datetime, end: datetime, freq: Freq, metrics: Sequence[str]) -> _Grid:
         if freq not in ("h", "D"):
-            raise ValueError(f"freq must be 'h' or 'D', not {freq!r}")
+            raise StoreError(f"freq must be 'h' or 'D', not {freq!r}")
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
-            raise ValueError(f"unknown metrics {unknown}; known: {', '.join(METRICS)}")
+            raise StoreError(f"unknown metrics {unknown}; known: {', '.join(METRICS)}")
         lo, hi = _floor(start, freq), end.astimezone(UTC)
         step = HOUR_MS if freq == "h" else DAY_MS
         lo_ms = epoch_ms(lo)
