@@ -5,12 +5,16 @@ shuffled targets is rejected; a NaN divergence leaves the champion untouched."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis
+import typer
+from typer.testing import CliRunner
 
+from demandcast import cli_models, cli_updater
 from models.config import DemandcastConfig
 from models.pipeline import TrainingConfig, TransformerForecaster
 from models.registry import ModelRegistry
@@ -143,3 +147,14 @@ def test_updater_once_decides_and_never_promotes_a_bad_or_diverged_candidate(
     assert registry.champion() == champion and registry.versions() == versions
     outcomes = [r["outcome"] for r in audit.records()]
     assert outcomes == [first.outcome, "rejected", "failed"]
+
+    # the same through the command line: `updater once`, then `model history`
+    app = typer.Typer()
+    cli_models.register(app, lambda: s)
+    cli_updater.register(app, lambda: s)
+    runner = CliRunner()
+    once = runner.invoke(app, ["updater", "once", "--json"])
+    assert once.exit_code == 0, once.output
+    assert json.loads(once.stdout)["outcome"] in ("promoted", "rejected", "idle")
+    listed = runner.invoke(app, ["model", "history"])
+    assert listed.exit_code == 0 and len(listed.stdout.splitlines()) == len(audit.records()) >= 3
