@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from demandcast.errors import ExitCode, describe, exit_code_of
 from demandcast.groups import command_group
-from schemas import DemandcastError
 
 if TYPE_CHECKING:
     from streams.settings import Settings
@@ -287,12 +287,26 @@ def bench_latency_cmd(
 
 
 def main() -> None:
-    """Console-script entry point: clear one-line errors instead of tracebacks."""
+    """Console-script entry point: one clear line and a meaningful exit code per failure
+    (``demandcast.errors``); a traceback only for a bug."""
     try:
-        app()
-    except DemandcastError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(1)
+        code = app(standalone_mode=False)  # returns typer.Exit's code
+    except typer.Abort:  # Ctrl-C inside a command
+        typer.echo("interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except Exception as exc:
+        if _is_usage_error(exc):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(ExitCode.BAD_INPUT)
+        typer.echo(f"error: {describe(exc)}", err=True)  # plain: paths must not be wrapped
+        sys.exit(exit_code_of(exc))
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """click's own errors (a bad option, a missing argument, an unknown command): typer
+    vendors click, so they are recognised by their interface, not their class."""
+    return callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int)
 
 
 if __name__ == "__main__":
