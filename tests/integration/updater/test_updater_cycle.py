@@ -6,8 +6,12 @@ shuffled targets is rejected; a NaN divergence leaves the champion untouched."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -23,14 +27,17 @@ from streams.history.replay import replay
 from streams.kafka.admin import ensure_topics
 from streams.settings import Settings
 from streams.store.keys import layout_of
-from updater.audit import AuditLog
+from updater.audit import LOCK_NAME, AuditLog, DecisionLock
 from updater.cycle import Cycle, CycleOptions
+from updater.evaluation import Verdict
+from updater.exceptions import NotEnoughHistoryError, UpdaterBusyError
 from updater.history import read_history
 
 from ..live import consume_all, running_worker, stats, wait_for
 
 pytestmark = pytest.mark.integration
 
+TINY_MODEL = Path(__file__).resolve().parents[2] / "fixtures" / "tiny_model"
 START, CUT = datetime(2010, 12, 1, tzinfo=UTC), datetime(2010, 12, 14, tzinfo=UTC)
 
 
@@ -158,3 +165,61 @@ def test_updater_once_decides_and_never_promotes_a_bad_or_diverged_candidate(
     assert json.loads(once.stdout)["outcome"] in ("promoted", "rejected", "idle")
     listed = runner.invoke(app, ["model", "history"])
     assert listed.exit_code == 0 and len(listed.stdout.splitlines()) == len(audit.records()) >= 3
+    champion, versions, decided = registry.champion(), registry.versions(), len(audit.records())
+
+    # a failing registry write: recorded as failed, the champion pointer where it was
+    def broken(*_: Any, **__: Any) -> str:
+        raise OSError(28, "No space left on device")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(registry, "register", broken)
+        mp.setattr("updater.cycle.decide", lambda *_, **__: Verdict(True, "passed"))
+        full = cycle.run(CycleOptions(force="schedule"))
+    assert full.outcome == "failed" and "No space left" in full.reason, full.reason
+    assert registry.champion() == champion and registry.versions() == versions
+
+    # killed mid-fine-tune: no version, no temporary directory, the lock free again
+    env = s.model_copy(update={"updater_steps": 1_000_000, "updater_budget_seconds": 600.0})
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from streams.settings import Settings\n"
+            "from updater.cycle import run_once\nrun_once(Settings())",
+        ],
+        env=env.as_env(),
+    )
+    try:
+        lock = registry.root / LOCK_NAME
+        wait_for(lambda: lock.exists() and lock.read_text() == str(child.pid), 30, "the lock")
+        time.sleep(4)  # loading, reading the store, then fine-tuning
+        assert child.poll() is None
+    finally:
+        child.kill()
+        child.wait(30)
+    assert registry.champion() == champion and registry.versions() == versions
+    assert not list((registry.root / "versions").glob(".tmp-*"))
+    assert len(audit.records()) == decided + 1  # the failed registry write; nothing since
+    with DecisionLock(registry.root):
+        pass
+
+
+def test_an_empty_store_is_recorded_as_failed_and_a_held_lock_refused(
+    isolated: Settings, tmp_path: Path
+) -> None:
+    s = isolated.model_copy(update={"model_registry": tmp_path / "models"})
+    registry = ModelRegistry(s.model_registry)
+    v1 = registry.register(TransformerForecaster.from_pretrained(TINY_MODEL, device="cpu"))
+    client = redis.Redis.from_url(s.redis_url, **s.redis_kwargs())
+    cycle = Cycle(s, client=client, registry=registry)
+    with pytest.raises(NotEnoughHistoryError, match="no watermark"):
+        cycle.run()
+    client.hset(f"{s.redis_prefix}:wm", f"{s.topic_orders}:0", 1_292_000_000_000)
+    decision = cycle.run()
+    assert decision.outcome == "failed" and "NotEnoughHistoryError" in decision.reason
+    assert "no daily series" in decision.reason
+    assert registry.champion() == v1 and registry.versions() == [v1]
+    assert [r["outcome"] for r in AuditLog(registry.root).records()] == ["failed"]
+    with DecisionLock(registry.root), pytest.raises(UpdaterBusyError):
+        cycle.run()
+    client.close()
