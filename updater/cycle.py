@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 class CycleOptions:
     """Overrides of one cycle. ``force``: run as if this trigger kind fired. The faults are
     for tests and drills: ``shuffle_targets`` fine-tunes on targets shuffled across SKUs and
-    days (a deliberately bad candidate); ``diverge`` reports a NaN loss from step 2 on."""
+    days (a deliberately bad candidate); ``diverge`` fine-tunes at a million times the
+    learning rate (the loss goes NaN within a few steps)."""
 
     force: str | None = None
     shuffle_targets: bool = False
@@ -253,8 +254,6 @@ class Cycle:
         started = time.monotonic()
 
         def guard(step: int, steps: int, loss: float, _val: float | None) -> None:
-            if options.diverge and step >= 2:
-                loss = float("nan")
             if not np.isfinite(loss):
                 raise FineTuneDivergedError(
                     f"the fine-tune diverged: loss {loss} at step {step} of {steps}; lower "
@@ -273,7 +272,7 @@ class Cycle:
             return champion.fine_tune(
                 panel,
                 steps=s.updater_steps,
-                lr=s.updater_lr,
+                lr=s.updater_lr * (1e6 if options.diverge else 1.0),
                 trainable=_trainable(s.updater_trainable),
                 warmup=min(s.updater_steps // 10, 50),
                 training=training,
