@@ -208,7 +208,10 @@ class Settings(BaseSettings):
         300.0, gt=0.0, description="Updater: a fine-tune running longer than this is abandoned"
     )
     updater_cpu_threads: int = Field(
-        2, ge=0, le=1024, description="Updater: torch CPU threads of the fine-tune (0: one per core)"
+        2,
+        ge=0,
+        le=1024,
+        description="Updater: torch CPU threads of the fine-tune (0: one per core)",
     )
     updater_wql_margin: float = Field(
         0.02,
