@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from updater.audit import LOCK_NAME, AuditLog, DecisionLock
 from updater.cycle import Cycle, CycleOptions
 from updater.evaluation import Verdict
 from updater.exceptions import NotEnoughHistoryError, UpdaterBusyError
-from updater.history import read_history
+from updater.history import event_time, promotion_changes, read_history
 
 from ..live import consume_all, running_worker, stats, wait_for
 
@@ -223,3 +223,43 @@ def test_an_empty_store_is_recorded_as_failed_and_a_held_lock_refused(
     with DecisionLock(registry.root), pytest.raises(UpdaterBusyError):
         cycle.run()
     client.close()
+
+
+def test_event_time_and_promotion_changes_from_the_store(isolated: Settings) -> None:
+    s, layout = isolated, layout_of(isolated)
+    client = redis.Redis.from_url(s.redis_url, **s.redis_kwargs())
+    try:
+        assert event_time(client, layout, s.topic_orders) is None
+        day = 86_400_000
+        t0 = 1_300_000_000_000
+        client.hset(
+            layout.watermarks,
+            mapping={
+                f"{s.topic_orders}:0": t0 + day,
+                f"{s.topic_orders}:1": t0,
+                f"{s.topic_clicks}:0": t0 - 9 * day,
+            },
+        )
+        assert event_time(client, layout, s.topic_orders) == datetime.fromtimestamp(
+            t0 / 1000, tz=UTC
+        )
+        promos = {
+            "starts": (t0 + 2 * day, t0 + 9 * day),
+            "ends": (t0 - 20 * day, t0 + day),
+            "far": (t0 + 30 * day, t0 + 40 * day),
+        }
+        for pid, (start, end) in promos.items():
+            client.hset(
+                layout.promotion(pid),
+                mapping={"action": "start", "planned_start": start, "planned_end": end},
+            )
+        client.sadd(layout.promotions_of_sku("A"), "starts", "far")
+        client.sadd(layout.promotions_of_sku("B"), "ends")
+        client.sadd(layout.promotions_of_sku("C"), "far")
+        at = datetime.fromtimestamp(t0 / 1000, tz=UTC)
+        changing = promotion_changes(
+            client, layout, ["A", "B", "C", "D"], at, at + timedelta(days=7)
+        )
+        assert changing == {"A": ["starts"], "B": ["ends"]}
+    finally:
+        client.close()
