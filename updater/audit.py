@@ -4,7 +4,7 @@ The registry keeps only a pointer to the champion; every decision the updater ta
 (promoted, rejected, failed: with the trigger, both models' figures, the data range and its
 fingerprint) is appended as one JSON line to ``<registry>/decisions.jsonl``. Lines are only
 ever appended (``O_APPEND``, one ``write`` per record, then ``fsync``); a line cut short by a
-crash is skipped when reading.
+crash is skipped when reading. Undefined figures (NaN) are written as ``null``.
 
 :class:`DecisionLock` is an exclusive ``fcntl.flock`` on ``<registry>/updater.lock``: one
 updater decides at a time, the other is told so at once (``UpdaterBusyError``). The kernel
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,17 @@ LOG_NAME = "decisions.jsonl"
 LOCK_NAME = "updater.lock"
 
 
+def _strict(value: Any) -> Any:
+    """``value`` with NaN and infinite floats as None: every line is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
+
+
 class AuditLog:
     """Append-only JSON lines of the updater's decisions."""
 
@@ -34,7 +46,7 @@ class AuditLog:
         self.path = Path(registry_dir) / LOG_NAME
 
     def append(self, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
+        line = (json.dumps(_strict(record), sort_keys=True, default=str) + "\n").encode()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)

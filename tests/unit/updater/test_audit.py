@@ -19,6 +19,12 @@ def test_appends_and_reads_back_in_order(tmp_path: Path) -> None:
     assert [r["n"] for r in AuditLog(tmp_path).records()] == [1, 2]
 
 
+def test_undefined_figures_are_null(tmp_path: Path) -> None:
+    AuditLog(tmp_path).append({"figures": {"champion": {"mase": float("nan"), "wql": 0.5}}})
+    raw = (tmp_path / LOG_NAME).read_text()
+    assert "NaN" not in raw and '"mase": null' in raw
+
+
 def test_a_line_cut_short_by_a_crash_is_skipped(tmp_path: Path) -> None:
     log = AuditLog(tmp_path)
     log.append({"n": 1})
