@@ -17,13 +17,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -258,6 +256,8 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     finally:
         for proc in procs:
             proc.stop()
+    from demandcast.demo_report import write_report  # it imports this module
+
     write_report(settings, opts, run, client, console)
     client.close()
     run.wall_seconds = time.monotonic() - t_start
@@ -325,206 +325,3 @@ def _replay_live(
 
 
 # --- the report -----------------------------------------------------------------------------
-
-
-def _read_topic(settings: Settings, topic: str) -> list[dict[str, Any]]:
-    """Every JSON message of ``topic``, from the beginning."""
-    from streams.kafka.tail import tail
-
-    return [
-        m.value
-        for m in tail(settings, topic, from_beginning=True, idle_timeout_s=5)
-        if m.value is not None
-    ]
-
-
-def daily_origin_forecasts(
-    forecasts: list[dict[str, Any]],
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """The first forecast of each SKU on each day (the one made with yesterday complete)."""
-    first: dict[tuple[str, str], dict[str, Any]] = {}
-    for fc in forecasts:
-        day = fc["steps"][0]["timestamp"][:10]
-        key = (fc["sku"], day)
-        if key not in first or fc["window"]["end"] < first[key]["window"]["end"]:
-            first[key] = fc
-    return first
-
-
-def write_report(
-    settings: Settings, opts: DemoOptions, run: DemoRun, client: Any, console: Console
-) -> None:
-    """The PNG of forecast bands and the Markdown summary."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from models.evaluation import Scorer
-    from streams.store.keys import layout_of
-    from streams.store.reader import FeatureReader
-
-    opts.report_dir.mkdir(parents=True, exist_ok=True)
-    forecasts = _read_topic(settings, settings.topic_forecasts)
-    origins = daily_origin_forecasts(forecasts)
-    reader = FeatureReader(client, layout_of(settings))
-    skus = sorted({sku for sku, _ in origins})
-    end = datetime.fromisoformat(run.log_end) if run.log_end else opts.split
-    history_start = opts.split - 8 * 7 * DAY
-    actual = reader.buckets(skus, history_start, end, "D", ("units",)).metric("units")
-    day0 = np.datetime64(history_start.replace(tzinfo=None), "D")
-    row = {sku: i for i, sku in enumerate(skus)}
-
-    # accuracy: every daily origin, every step with an actual, vs seasonal naive at the origin;
-    # each (SKU, day) is scaled by the history before that day
-    scorers: dict[str, Scorer] = {}
-    last_actual_day = int((np.datetime64(end.replace(tzinfo=None), "D") - day0).astype(int)) - 1
-    for (sku, day), fc in sorted(origins.items()):
-        levels = fc["quantile_levels"]
-        t0 = int((np.datetime64(day, "D") - day0).astype(int))
-        steps = min(len(fc["steps"]), last_actual_day - t0)
-        if t0 < 14 or steps < 1:
-            continue
-        i = row[sku]
-        y = actual[i, t0 : t0 + steps][None]
-        q = np.array([s["values"] for s in fc["steps"][:steps]])[None]
-        hist = actual[i, :t0][None]
-        week = hist[0, -7:]
-        sn = np.array([week[h % 7] for h in range(steps)])
-        naive = np.repeat(sn[None, :, None], len(levels), axis=2)
-        for name, forecast in (("model", q), ("seasonal_naive", naive)):
-            scorers.setdefault(name, Scorer(levels, 7)).add(y, forecast, hist)
-    metrics: dict[str, dict[str, float]] = {}
-    if scorers:
-        ours, snaive = scorers["model"].evaluation(), scorers["seasonal_naive"].evaluation()
-        metrics = {
-            "model": {"mase": ours.mase, "wql": ours.wql, "coverage80": ours.coverage80},
-            "seasonal_naive": {"mase": snaive.mase, "wql": snaive.wql},
-        }
-
-    # the picture: the SKUs with the most forecasts, the origin at the start of the replay
-    counts = Counter(sku for sku, _ in origins)
-    chosen = [sku for sku, _ in counts.most_common(opts.plot_skus)]
-    fig, axes = plt.subplots(len(chosen) or 1, 1, figsize=(11, 2.6 * max(1, len(chosen))))
-    axes_list = np.atleast_1d(axes)
-    dates = day0 + np.arange(actual.shape[1])
-    for ax, sku in zip(axes_list, chosen, strict=False):
-        i = row[sku]
-        ax.plot(dates, actual[i], color="black", lw=1, label="actual units")
-        days = sorted(day for s, day in origins if s == sku)
-        for k, day in enumerate(days[:: max(1, opts.horizon)][:4]):
-            fc = origins[(sku, day)]
-            lv = fc["quantile_levels"]
-            ts = np.array([np.datetime64(s["timestamp"][:10], "D") for s in fc["steps"]])
-            q = np.array([s["values"] for s in fc["steps"]])
-            ax.fill_between(
-                ts,
-                q[:, 0],
-                q[:, -1],
-                color="tab:blue",
-                alpha=0.25,
-                label=f"q{lv[0]}–q{lv[-1]}" if k == 0 else None,
-            )
-            ax.plot(
-                ts,
-                q[:, lv.index(0.5)] if 0.5 in lv else q.mean(axis=1),
-                color="tab:blue",
-                lw=1.2,
-                label="median forecast" if k == 0 else None,
-            )
-        ax.axvline(np.datetime64(opts.split.date()), color="grey", ls="--", lw=0.8)
-        ax.set_title(f"SKU {sku}", fontsize=9, loc="left")
-        ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle(
-        f"demandcast demo: daily units vs forecast bands (model {run.model_version})", fontsize=10
-    )
-    fig.tight_layout()
-    png = opts.report_dir / "forecast_bands.png"
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
-
-    restock = _read_topic(settings, settings.topic_alerts_restock)
-    pricing = _read_topic(settings, settings.topic_alerts_pricing)
-    (opts.report_dir / "summary.md").write_text(
-        render_summary(opts, run, metrics, len(forecasts), len(origins), restock, pricing)
-    )
-    console.print(f"report written to {opts.report_dir} ({png.name}, summary.md)")
-
-
-def render_summary(
-    opts: DemoOptions,
-    run: DemoRun,
-    metrics: dict[str, dict[str, float]],
-    n_forecasts: int,
-    n_origins: int,
-    restock: list[dict[str, Any]],
-    pricing: list[dict[str, Any]],
-) -> str:
-    s = run.stream_stats
-    lines = [
-        "# demandcast demo report",
-        "",
-        f"Real data: the UCI Online Retail log; model trained on the log before "
-        f"{opts.split.date()} (top {opts.top} SKUs, daily, horizon {opts.horizon}), the rest "
-        f"replayed through the live stream worker and forecast worker.",
-        "",
-        "**Inventory is simulated**: the log has none. Every top SKU starts with "
-        f"{opts.cover_days:g} days of cover (mean daily units of its last 8 training weeks), "
-        f"sells down with the real orders and is replenished by a reorder-point policy with a "
-        f"{opts.lead_time_days:g}-day lead time. Restock alerts are about that simulated stock.",
-        "",
-        "## Run",
-        "",
-        f"- model version: {run.model_version}"
-        + (
-            " (reused: trained on the same table before)"
-            if run.model_reused
-            else f" (trained here in {run.train_seconds:.0f} s)"
-        ),
-        f"- history backfilled into the feature store (not forecast): {run.history_events:,} "
-        f"events in {run.history_seconds:.1f} s",
-        f"- events replayed live at {opts.speed:,.0f}x real time: {run.events:,} "
-        f"({run.inventory_events:,} of them simulated inventory) in {run.replay_seconds:.1f} s, "
-        f"forecasts caught up {run.drain_seconds:.1f} s later",
-        f"- feature store: {s.get('events', 0):,} events, {s.get('duplicates', 0)} duplicates, "
-        f"{s.get('late', 0)} late, {s.get('dead_letters', 0)} dead letters, "
-        f"{s.get('windows_closed', 0):,} windows closed",
-        f"- forecasts published: {n_forecasts:,} ({n_origins:,} SKU-days); forecast worker: "
-        f"{json.dumps(run.forecaster_stats)}",
-        "",
-        "## Accuracy of the streamed forecasts",
-        "",
-        "Each SKU's first forecast of each day (yesterday complete), every horizon step that "
-        "the log covers, against the actual daily units; seasonal naive (last week repeated) "
-        "at the same origins for comparison. MASE is scaled by each series' in-sample "
-        "seasonal-naive error.",
-        "",
-        "| method | MASE | WQL | coverage of the 80% interval |",
-        "|---|---|---|---|",
-    ]
-    for name, m in metrics.items():
-        cov = m.get("coverage80")
-        lines.append(
-            f"| {name} | {m['mase']:.3f} | {m['wql']:.3f} | {'' if cov is None else f'{cov:.1%}'} |"
-        )
-    lines += [
-        "",
-        "## Alerts",
-        "",
-        f"- restock: {sum(a['status'] == 'open' for a in restock)} opened, "
-        f"{sum(a['status'] == 'resolved' for a in restock)} resolved (simulated stock)",
-        f"- pricing: {len(pricing)} "
-        f"({', '.join(f'{k}: {v}' for k, v in Counter(a['kind'] for a in pricing).items())})",
-        "",
-    ]
-    for a in restock[:3]:
-        lines.append(
-            f"- restock {a['status']} {a['sku']} at {a['window']['end']}: order "
-            f"{a['recommended_order_qty']}, {a['days_of_cover']} days of cover, demand over "
-            f"lead time {a['demand_over_lead_time']} vs on hand {a['on_hand']} + on order "
-            f"{a['on_order']}"
-        )
-    for a in pricing[:3]:
-        lines.append(f"- pricing {a['kind']} {a['sku']}: {a['evidence']}")
-    lines += ["", "![forecast bands](forecast_bands.png)", ""]
-    return "\n".join(lines)

@@ -13,9 +13,11 @@ code   name                meaning
                            features``, ``bench ingest`` losing or doubling events)
 2      ``BAD_INPUT``       a bad option, setting, file or table (fix the input)
 3      ``SERVICE``         Kafka, Redis, the embedded stack or a worker process is
-                           unavailable or failed (start or fix the service)
+                           unavailable or failed, or another updater holds the
+                           registry's lock (start or fix the service)
 4      ``MODEL``           the model registry or a model version is missing, corrupt
-                           or unusable (train, promote or repair a version)
+                           or unusable, or a fine-tune failed (train, promote or
+                           repair a version)
 70     ``INTERNAL``        a bug in demandcast (the traceback is printed)
 130    ``INTERRUPTED``     stopped with Ctrl-C
 =====  ==================  ======================================================
@@ -29,6 +31,7 @@ from enum import IntEnum
 from models.exceptions import ModelError
 from schemas import DemandcastError
 from streams.exceptions import StreamsError
+from updater.exceptions import NotEnoughHistoryError, UpdaterBusyError, UpdaterError
 
 
 class CheckFailed(DemandcastError):
@@ -60,7 +63,11 @@ def exit_code_of(exc: BaseException) -> ExitCode:
         return ExitCode.CHECK_FAILED
     if isinstance(exc, DemandcastError) and isinstance(exc, ValueError):
         return ExitCode.BAD_INPUT  # the project's input errors subclass ValueError
-    if isinstance(exc, ModelError):
+    if isinstance(exc, NotEnoughHistoryError):
+        return ExitCode.BAD_INPUT
+    if isinstance(exc, UpdaterBusyError):
+        return ExitCode.SERVICE  # another updater holds the registry's lock
+    if isinstance(exc, ModelError | UpdaterError):
         return ExitCode.MODEL
     if isinstance(exc, StreamsError):
         return ExitCode.SERVICE

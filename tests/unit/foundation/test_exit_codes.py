@@ -11,11 +11,12 @@ import redis
 import models.exceptions
 import schemas
 import streams.exceptions
+import updater.exceptions
 from demandcast import cli
 from demandcast.errors import CheckFailed, ExitCode, exit_code_of
 
 
-def _subclasses(root: type) -> set[type]:
+def _subclasses(root: type[BaseException]) -> set[type[BaseException]]:
     found = set(root.__subclasses__())
     for cls in list(found):
         found |= _subclasses(cls)
@@ -23,11 +24,11 @@ def _subclasses(root: type) -> set[type]:
 
 
 def test_every_project_error_has_a_meaningful_exit_code() -> None:
-    assert models.exceptions and streams.exceptions  # their classes are registered
+    assert models.exceptions and streams.exceptions and updater.exceptions  # registered
     errors = _subclasses(schemas.DemandcastError)
     assert len(errors) >= 10
     for cls in errors:
-        code = exit_code_of(cls.__new__(cls))
+        code = exit_code_of(BaseException.__new__(cls))
         assert code not in (ExitCode.OK, ExitCode.INTERNAL), cls
 
 
@@ -41,6 +42,9 @@ def test_every_project_error_has_a_meaningful_exit_code() -> None:
         (streams.exceptions.StackError("no java"), ExitCode.SERVICE),
         (redis.ConnectionError("refused"), ExitCode.SERVICE),
         (CheckFailed("3 SKUs differ"), ExitCode.CHECK_FAILED),
+        (updater.exceptions.NotEnoughHistoryError("12 days"), ExitCode.BAD_INPUT),
+        (updater.exceptions.UpdaterBusyError("locked"), ExitCode.SERVICE),
+        (updater.exceptions.FineTuneDivergedError("NaN loss"), ExitCode.MODEL),
         (ZeroDivisionError("a bug"), ExitCode.INTERNAL),
         (ValueError("a bug too"), ExitCode.INTERNAL),
     ],
