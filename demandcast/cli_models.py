@@ -7,7 +7,6 @@ imported inside the command bodies so that ``demandcast --help`` stays fast.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -178,309 +177,318 @@ def _plot_backtest(result: Any, panel: Any, path: str, method: str, num_series: 
     return path
 
 
+dataset_app = typer.Typer(help="Build training tables from order logs.", no_args_is_help=True)
+model_app = typer.Typer(help="The model registry: versions and the champion.", no_args_is_help=True)
+_get_settings: list[Callable[[], Any]] = []
+"""The CLI's settings getter, set by :func:`register`."""
+
+
 def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
-    """Add ``dataset``, ``train``, ``backtest``, ``model`` and ``bench`` to ``app``."""
-    dataset_app = typer.Typer(help="Build training tables from order logs.", no_args_is_help=True)
-    model_app = typer.Typer(
-        help="The model registry: versions and the champion.", no_args_is_help=True
-    )
+    """Add ``dataset``, ``train``, ``backtest``, ``model`` and ``bench inference`` to ``app``."""
+    _get_settings[:] = [get_settings]
     bench_app = command_group(app, "bench", "Benchmarks: each prints JSON figures.")
     app.add_typer(dataset_app, name="dataset")
     app.add_typer(model_app, name="model")
+    app.command("train")(train)
+    app.command("backtest")(backtest)
+    bench_app.command("inference")(bench_inference_cmd)
 
-    def registry_dir(registry: Path | None) -> Path:
-        return Path(registry) if registry is not None else Path(get_settings().model_registry)
 
-    @dataset_app.command("from-log")
-    def from_log(
-        file: Annotated[Path, typer.Argument(help="Order log CSV (.csv or .csv.gz)")],
-        out: Annotated[Path, typer.Option("-o", "--out", help="Output long-table CSV")],
-        fmt: Annotated[str, typer.Option("--format", help="Log format: uci")] = "uci",
-        freq: FreqOpt = "D",
-        top: Annotated[
-            int | None, typer.Option("--top", help="Keep the N SKUs with most units")
-        ] = None,
-        from_log_start: Annotated[
-            bool,
-            typer.Option(
-                "--from-log-start",
-                help="Every SKU from the log's first period (zeros before its first sale), "
-                "not from its first sale",
-            ),
-        ] = False,
-    ) -> None:
-        """Turn an order log into a long table series_id,timestamp,target,price_rel,shop_open."""
-        from models.data import read_uci_log, uci_to_long, write_long_table
-        from models.exceptions import InputError
+def _settings() -> Any:
+    return _get_settings[0]()
 
-        if fmt.lower() != "uci":
-            raise _fail(InputError(f"unknown log format {fmt!r}; use --format uci"))
-        try:
-            table = uci_to_long(read_uci_log(file), freq, top, from_log_start)
-            write_long_table(table, out)
-        except DemandcastError as exc:
-            raise _fail(exc) from None
-        console.print(
-            f"wrote {len(table):,} rows, {table['series_id'].nunique():,} series, "
-            f"{table['timestamp'].min().date()}..{table['timestamp'].max().date()} → {out}"
-        )
 
-    @app.command("train")
-    def train(
-        data: DataOpt,
-        horizon: HorizonOpt,
-        freq: FreqOpt = "D",
-        known: KnownOpt = None,
-        static: StaticOpt = None,
-        registry: RegistryOpt = None,
-        steps: StepsOpt = 600,
-        context: ContextOpt = None,
-        backbone: BackboneOpt = "patch",
-        gpt2_path: Gpt2PathOpt = None,
-        seed: SeedOpt = 0,
-        threads: ThreadsOpt = 0,
-        promote: Annotated[
-            bool | None,
-            typer.Option(
-                "--promote/--no-promote", help="Promote the new version (default: if no champion)"
-            ),
-        ] = None,
-    ) -> None:
-        """Train the forecaster on a long table and register a new version."""
-        from models.data import read_long_table
-        from models.pipeline import training_summary
-        from models.registry import ModelRegistry
+def registry_dir(registry: Path | None) -> Path:
+    return Path(registry) if registry is not None else Path(_settings().model_registry)
 
-        settings = get_settings()
-        try:
-            panel = read_long_table(data, freq, _split(known), _split(static))
+
+@dataset_app.command("from-log")
+def from_log(
+    file: Annotated[Path, typer.Argument(help="Order log CSV (.csv or .csv.gz)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output long-table CSV")],
+    fmt: Annotated[str, typer.Option("--format", help="Log format: uci")] = "uci",
+    freq: FreqOpt = "D",
+    top: Annotated[
+        int | None, typer.Option("--top", help="Keep the N SKUs with most units")
+    ] = None,
+    from_log_start: Annotated[
+        bool,
+        typer.Option(
+            "--from-log-start",
+            help="Every SKU from the log's first period (zeros before its first sale), "
+            "not from its first sale",
+        ),
+    ] = False,
+) -> None:
+    """Turn an order log into a long table series_id,timestamp,target,price_rel,shop_open."""
+    from models.data import read_uci_log, uci_to_long, write_long_table
+    from models.exceptions import InputError
+
+    if fmt.lower() != "uci":
+        raise _fail(InputError(f"unknown log format {fmt!r}; use --format uci"))
+    try:
+        table = uci_to_long(read_uci_log(file), freq, top, from_log_start)
+        write_long_table(table, out)
+    except DemandcastError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"wrote {len(table):,} rows, {table['series_id'].nunique():,} series, "
+        f"{table['timestamp'].min().date()}..{table['timestamp'].max().date()} → {out}"
+    )
+
+
+def train(
+    data: DataOpt,
+    horizon: HorizonOpt,
+    freq: FreqOpt = "D",
+    known: KnownOpt = None,
+    static: StaticOpt = None,
+    registry: RegistryOpt = None,
+    steps: StepsOpt = 600,
+    context: ContextOpt = None,
+    backbone: BackboneOpt = "patch",
+    gpt2_path: Gpt2PathOpt = None,
+    seed: SeedOpt = 0,
+    threads: ThreadsOpt = 0,
+    promote: Annotated[
+        bool | None,
+        typer.Option(
+            "--promote/--no-promote", help="Promote the new version (default: if no champion)"
+        ),
+    ] = None,
+) -> None:
+    """Train the forecaster on a long table and register a new version."""
+    from models.data import read_long_table
+    from models.pipeline import training_summary
+    from models.registry import ModelRegistry
+
+    settings = _settings()
+    try:
+        panel = read_long_table(data, freq, _split(known), _split(static))
+        opts = ModelOptions(steps, context, backbone, gpt2_path, seed, threads)
+        f = _build_forecaster(settings, freq, horizon, _split(known), _split(static), opts)
+        seconds = _progress_fit(f, panel, horizon, "training")
+        reg = ModelRegistry(registry_dir(registry))
+        meta = {
+            "training_data": {
+                "path": str(data),
+                "start": str(panel.index[0]),
+                "end": str(panel.index[-1]),
+                "fingerprint": panel.fingerprint(),
+                "num_series": panel.num_series,
+                "freq": panel.freq,
+            },
+            **training_summary(f, seconds),
+        }
+        version = reg.register(f, meta, promote=promote)
+    except DemandcastError as exc:
+        raise _fail(exc) from None
+    vl = f"{f.val_loss:.4f}" if f.val_loss is not None else "n/a"
+    console.print(f"validation loss (pinball, scaled): {vl}; trained in {seconds:.1f}s")
+    console.print(
+        f"registered {version} in {reg.root}" + (" (champion)" if reg.champion() == version else "")
+    )
+
+
+def backtest(
+    data: DataOpt,
+    horizon: HorizonOpt,
+    windows: Annotated[int, typer.Option("--windows", min=1, help="Rolling windows")] = 4,
+    season: Annotated[int, typer.Option("--season", min=1, help="Season length")] = 7,
+    freq: FreqOpt = "D",
+    known: KnownOpt = None,
+    static: StaticOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="PNG with quantile bands")] = None,
+    steps: StepsOpt = 600,
+    context: ContextOpt = None,
+    backbone: BackboneOpt = "patch",
+    gpt2_path: Gpt2PathOpt = None,
+    seed: SeedOpt = 0,
+    threads: ThreadsOpt = 0,
+    no_model: Annotated[bool, typer.Option("--no-model", help="Baselines only")] = False,
+) -> None:
+    """Rolling-origin backtest of the model and every baseline over the last W windows."""
+    from models.backtest import run_backtest
+    from models.baselines import default_baselines
+    from models.data import read_long_table
+
+    settings = _settings()
+    try:
+        panel = read_long_table(data, freq, _split(known), _split(static))
+        methods: list[Any] = []
+        if not no_model:
             opts = ModelOptions(steps, context, backbone, gpt2_path, seed, threads)
-            f = _build_forecaster(settings, freq, horizon, _split(known), _split(static), opts)
-            seconds = _progress_fit(f, panel, horizon, "training")
-            reg = ModelRegistry(registry_dir(registry))
-            meta = {
-                "training_data": {
-                    "path": str(data),
-                    "start": str(panel.index[0]),
-                    "end": str(panel.index[-1]),
-                    "fingerprint": panel.fingerprint(),
-                    "num_series": panel.num_series,
-                    "freq": panel.freq,
-                },
-                **training_summary(f, seconds),
-            }
-            version = reg.register(f, meta, promote=promote)
-        except DemandcastError as exc:
-            raise _fail(exc) from None
-        vl = f"{f.val_loss:.4f}" if f.val_loss is not None else "n/a"
-        console.print(f"validation loss (pinball, scaled): {vl}; trained in {seconds:.1f}s")
-        console.print(
-            f"registered {version} in {reg.root}"
-            + (" (champion)" if reg.champion() == version else "")
-        )
-
-    @app.command("backtest")
-    def backtest(
-        data: DataOpt,
-        horizon: HorizonOpt,
-        windows: Annotated[int, typer.Option("--windows", min=1, help="Rolling windows")] = 4,
-        season: Annotated[int, typer.Option("--season", min=1, help="Season length")] = 7,
-        freq: FreqOpt = "D",
-        known: KnownOpt = None,
-        static: StaticOpt = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
-        plot: Annotated[Path | None, typer.Option("--plot", help="PNG with quantile bands")] = None,
-        steps: StepsOpt = 600,
-        context: ContextOpt = None,
-        backbone: BackboneOpt = "patch",
-        gpt2_path: Gpt2PathOpt = None,
-        seed: SeedOpt = 0,
-        threads: ThreadsOpt = 0,
-        no_model: Annotated[bool, typer.Option("--no-model", help="Baselines only")] = False,
-    ) -> None:
-        """Rolling-origin backtest of the model and every baseline over the last W windows."""
-        from models.backtest import run_backtest
-        from models.baselines import default_baselines
-        from models.data import read_long_table
-
-        settings = get_settings()
-        try:
-            panel = read_long_table(data, freq, _split(known), _split(static))
-            methods: list[Any] = []
-            if not no_model:
-                opts = ModelOptions(steps, context, backbone, gpt2_path, seed, threads)
-                methods.append(
-                    _build_forecaster(settings, freq, horizon, _split(known), _split(static), opts)
-                )
-            levels = methods[0].quantile_levels if methods else None
-            methods = default_baselines(season, levels) + methods
-            t0 = time.perf_counter()
-            with console.status("backtesting ...") as status:
-                result = run_backtest(
-                    panel,
-                    methods,
-                    horizon,
-                    windows,
-                    season,
-                    on_progress=lambda m: status.update(f"backtest: {m}"),
-                )
-            elapsed = time.perf_counter() - t0
-            if plot is not None:
-                best = methods[-1].name
-                _plot_backtest(result, panel, str(plot), best)
-        except DemandcastError as exc:
-            raise _fail(exc) from None
-        payload: dict[str, Any] = dict(result.metrics)
-        if as_json:
-            print(json.dumps(payload, sort_keys=False, default=float))
-        else:
-            from rich import box
-            from rich.table import Column, Table
-
-            rows = [
-                [
-                    name,
-                    *(f"{m[k]:.3f}" for k in ("mase", "wql", "wape", "bias", "coverage80")),
-                    *(
-                        f"{m['skill'][k]:.1%}" if m["skill"][k] is not None else "-"
-                        for k in ("mase", "wql")
-                    ),
-                ]
-                for name, m in payload.items()
-            ]
-            names = ("method", "MASE", "WQL", "WAPE", "bias", "cov80", "skill\nMASE", "skill\nWQL")
-            # two-line headers, every cell whole (never "seasonal_…"): fits 80 columns
-            table = Table(
-                *(
-                    Column(
-                        n,
-                        min_width=max(len(r[i]) for r in rows),
-                        no_wrap=True,
-                        justify="right" if i else "left",
-                    )
-                    for i, n in enumerate(names)
-                ),
-                box=box.SIMPLE_HEAD,
+            methods.append(
+                _build_forecaster(settings, freq, horizon, _split(known), _split(static), opts)
             )
-            for row in rows:
-                table.add_row(*row)
-            Console().print(table)
-        console.print(
-            f"backtest took {elapsed:.1f}s; fit+predict seconds per method: "
-            + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
-        )
+        levels = methods[0].quantile_levels if methods else None
+        methods = default_baselines(season, levels) + methods
+        t0 = time.perf_counter()
+        with console.status("backtesting ...") as status:
+            result = run_backtest(
+                panel,
+                methods,
+                horizon,
+                windows,
+                season,
+                on_progress=lambda m: status.update(f"backtest: {m}"),
+            )
+        elapsed = time.perf_counter() - t0
+        if plot is not None:
+            best = methods[-1].name
+            _plot_backtest(result, panel, str(plot), best)
+    except DemandcastError as exc:
+        raise _fail(exc) from None
+    payload: dict[str, Any] = dict(result.metrics)
+    if as_json:
+        print(json.dumps(payload, sort_keys=False, default=float))
+    else:
+        from rich import box
+        from rich.table import Column, Table
 
-    @model_app.command("list")
-    def model_list(registry: RegistryOpt = None) -> None:
-        """List the registered versions (champion marked with *)."""
-        from models.registry import ModelRegistry
-
-        try:
-            rows = ModelRegistry(registry_dir(registry)).list()
-        except DemandcastError as exc:
-            raise _fail(exc) from None
-        if not rows:
-            console.print(f"no versions in {registry_dir(registry)}")
-        for r in rows:
-            mark = "*" if r.champion else " "
-            print(f"{mark} {r.version}  created {r.created_at}  parent {r.parent or '-'}")
-
-    @model_app.command("show")
-    def model_show(version: str, registry: RegistryOpt = None) -> None:
-        """Print a version's metadata and config as JSON."""
-        from models.registry import ModelRegistry
-
-        try:
-            info = ModelRegistry(registry_dir(registry)).show(version)
-        except DemandcastError as exc:
-            raise _fail(exc) from None
-        print(json.dumps(info, indent=2, sort_keys=True, default=str))
-
-    @model_app.command("promote")
-    def model_promote(version: str, registry: RegistryOpt = None) -> None:
-        """Make VERSION the champion."""
-        from models.registry import ModelRegistry
-
-        try:
-            ModelRegistry(registry_dir(registry)).promote(version)
-        except DemandcastError as exc:
-            raise _fail(exc) from None
-        console.print(f"champion: {version}")
-
-    @model_app.command("rollback")
-    def model_rollback(registry: RegistryOpt = None) -> None:
-        """Make the previous champion the champion again."""
-        from models.registry import ModelRegistry
-
-        try:
-            version = ModelRegistry(registry_dir(registry)).rollback()
-        except DemandcastError as exc:
-            raise _fail(exc) from None
-        console.print(f"champion: {version}")
-
-    @bench_app.command("inference")
-    def bench_inference_cmd(
-        series: Annotated[int, typer.Option("--series", min=1, help="Number of series")] = 10_000,
-        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
-        champion: Annotated[
-            bool,
-            typer.Option(
-                "--champion", help="Benchmark the registry's champion instead of the serving config"
-            ),
-        ] = False,
-        registry: RegistryOpt = None,
-        batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 512,
-        threads: ThreadsOpt = 0,
-        compile_model: Annotated[
-            bool | None,
-            typer.Option(
-                "--compile/--no-compile",
-                help="torch.compile the model, as the forecast worker does (default: the "
-                "model_compile setting)",
-            ),
-        ] = None,
-    ) -> None:
-        """Forecast N random series and report series/s, device, batch size and peak RSS."""
-        import torch
-
-        from models.bench import bench_inference
-        from models.config import DemandcastConfig
-        from models.pipeline import TransformerForecaster
-
-        settings = get_settings()
-        if threads > 0:
-            torch.set_num_threads(threads)
-        try:
-            if champion:
-                from models.registry import ModelRegistry
-
-                f = ModelRegistry(registry_dir(registry)).load_champion(settings.device)
-                f.batch_size = batch_size
-            else:
-                f = TransformerForecaster(
-                    DemandcastConfig(), device=settings.device, batch_size=batch_size
+        rows = [
+            [
+                name,
+                *(f"{m[k]:.3f}" for k in ("mase", "wql", "wape", "bias", "coverage80")),
+                *(
+                    f"{m['skill'][k]:.1%}" if m["skill"][k] is not None else "-"
+                    for k in ("mase", "wql")
+                ),
+            ]
+            for name, m in payload.items()
+        ]
+        names = ("method", "MASE", "WQL", "WAPE", "bias", "cov80", "skill\nMASE", "skill\nWQL")
+        # two-line headers, every cell whole (never "seasonal_…"): fits 80 columns
+        table = Table(
+            *(
+                Column(
+                    n,
+                    min_width=max(len(r[i]) for r in rows),
+                    no_wrap=True,
+                    justify="right" if i else "left",
                 )
-                from models.modeling import DemandcastForecaster
-                from models.synthetic import synthetic_panel
+                for i, n in enumerate(names)
+            ),
+            box=box.SIMPLE_HEAD,
+        )
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+    console.print(
+        f"backtest took {elapsed:.1f}s; fit+predict seconds per method: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items())
+    )
 
-                f._prepare_config(synthetic_panel(4, 8), f.config.prediction_length)
-                f.model = torch.nn.Module.to(DemandcastForecaster(f.config), f.device).eval()
-            default = bool(getattr(settings, "model_compile", False))
-            f.compile = default if compile_model is None else compile_model
-            result = bench_inference(f, series)
-        except DemandcastError as exc:
-            raise _fail(exc) from None
-        if as_json:
-            print(json.dumps(result))
+
+@model_app.command("list")
+def model_list(registry: RegistryOpt = None) -> None:
+    """List the registered versions (champion marked with *)."""
+    from models.registry import ModelRegistry
+
+    try:
+        rows = ModelRegistry(registry_dir(registry)).list()
+    except DemandcastError as exc:
+        raise _fail(exc) from None
+    if not rows:
+        console.print(f"no versions in {registry_dir(registry)}")
+    for r in rows:
+        mark = "*" if r.champion else " "
+        print(f"{mark} {r.version}  created {r.created_at}  parent {r.parent or '-'}")
+
+
+@model_app.command("show")
+def model_show(version: str, registry: RegistryOpt = None) -> None:
+    """Print a version's metadata and config as JSON."""
+    from models.registry import ModelRegistry
+
+    try:
+        info = ModelRegistry(registry_dir(registry)).show(version)
+    except DemandcastError as exc:
+        raise _fail(exc) from None
+    print(json.dumps(info, indent=2, sort_keys=True, default=str))
+
+
+@model_app.command("promote")
+def model_promote(version: str, registry: RegistryOpt = None) -> None:
+    """Make VERSION the champion."""
+    from models.registry import ModelRegistry
+
+    try:
+        ModelRegistry(registry_dir(registry)).promote(version)
+    except DemandcastError as exc:
+        raise _fail(exc) from None
+    console.print(f"champion: {version}")
+
+
+@model_app.command("rollback")
+def model_rollback(registry: RegistryOpt = None) -> None:
+    """Make the previous champion the champion again."""
+    from models.registry import ModelRegistry
+
+    try:
+        version = ModelRegistry(registry_dir(registry)).rollback()
+    except DemandcastError as exc:
+        raise _fail(exc) from None
+    console.print(f"champion: {version}")
+
+
+def bench_inference_cmd(
+    series: Annotated[int, typer.Option("--series", min=1, help="Number of series")] = 10_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    champion: Annotated[
+        bool,
+        typer.Option(
+            "--champion", help="Benchmark the registry's champion instead of the serving config"
+        ),
+    ] = False,
+    registry: RegistryOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 512,
+    threads: ThreadsOpt = 0,
+    compile_model: Annotated[
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile",
+            help="torch.compile the model, as the forecast worker does (default: the "
+            "model_compile setting)",
+        ),
+    ] = None,
+) -> None:
+    """Forecast N random series and report series/s, device, batch size and peak RSS."""
+    import torch
+
+    from models.bench import bench_inference
+    from models.config import DemandcastConfig
+    from models.pipeline import TransformerForecaster
+
+    settings = _settings()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        if champion:
+            from models.registry import ModelRegistry
+
+            f = ModelRegistry(registry_dir(registry)).load_champion(settings.device)
+            f.batch_size = batch_size
         else:
-            for k, v in result.items():
-                print(f"{k}: {v}")
+            f = TransformerForecaster(
+                DemandcastConfig(), device=settings.device, batch_size=batch_size
+            )
+            from models.modeling import DemandcastForecaster
+            from models.synthetic import synthetic_panel
+
+            f._prepare_config(synthetic_panel(4, 8), f.config.prediction_length)
+            f.model = torch.nn.Module.to(DemandcastForecaster(f.config), f.device).eval()
+        default = bool(getattr(settings, "model_compile", False))
+        f.compile = default if compile_model is None else compile_model
+        result = bench_inference(f, series)
+    except DemandcastError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v}")
 
 
 __all__ = ["register"]
-
-
-if __name__ == "__main__":  # pragma: no cover - manual use
-    _app = typer.Typer()
-    register(_app, lambda: None)
-    _app(sys.argv[1:])
