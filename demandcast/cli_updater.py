@@ -44,6 +44,10 @@ def _summary(decision: Any) -> str:
     return line
 
 
+_get_settings: list[Callable[[], Any]] = []
+"""The CLI's settings getter, set by :func:`register`."""
+
+
 def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
     """Add ``updater`` (with ``once``) and ``model history`` to ``app``."""
     updater_app = typer.Typer(
@@ -83,59 +87,67 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
         except DemandcastError as exc:
             raise _fail(exc) from None
 
-    @updater_app.command("once")
-    def updater_once(
-        force: Annotated[
-            str | None,
-            typer.Option("--force", help=f"Decide as if this trigger fired: {TRIGGER_KINDS}"),
-        ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON")] = False,
-    ) -> None:
-        """One decision cycle: triggers, fine-tune, shadow evaluation, promote or reject.
-        Exits 1 when the cycle failed (the reason is in `demandcast model history`)."""
-        from models.exceptions import InputError
-        from updater.cycle import CycleOptions, run_once
+    _get_settings[:] = [get_settings]
+    updater_app.command("once")(updater_once)
+    model_app.command("history")(model_history)
 
-        if force is not None and force not in TRIGGER_KINDS:
-            raise _fail(InputError(f"--force {force!r}: use one of {list(TRIGGER_KINDS)}"))
-        try:
-            decision = run_once(get_settings(), CycleOptions(force=force))
-        except DemandcastError as exc:
-            raise _fail(exc) from None
+
+def _settings() -> Any:
+    return _get_settings[0]()
+
+
+def updater_once(
+    force: Annotated[
+        str | None,
+        typer.Option("--force", help=f"Decide as if this trigger fired: {TRIGGER_KINDS}"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON")] = False,
+) -> None:
+    """One decision cycle: triggers, fine-tune, shadow evaluation, promote or reject.
+    Exits 1 when the cycle failed (the reason is in `demandcast model history`)."""
+    from models.exceptions import InputError
+    from updater.cycle import CycleOptions, run_once
+
+    if force is not None and force not in TRIGGER_KINDS:
+        raise _fail(InputError(f"--force {force!r}: use one of {list(TRIGGER_KINDS)}"))
+    try:
+        decision = run_once(_settings(), CycleOptions(force=force))
+    except DemandcastError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        print(json.dumps(decision.record(), default=str))
+    else:
+        console.print(_summary(decision))
+    if decision.outcome == "failed":
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+def model_history(
+    registry: Annotated[
+        Path | None,
+        typer.Option("--registry", help="Model registry directory (default: settings)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line")] = False,
+) -> None:
+    """List every decision of the updater (oldest first): promoted, rejected, failed."""
+    from updater.audit import AuditLog
+
+    root = Path(registry) if registry is not None else Path(_settings().model_registry)
+    try:
+        records = AuditLog(root).records()
+    except DemandcastError as exc:
+        raise _fail(exc) from None
+    if not records:
+        console.print(f"no updater decisions in {root}")
+    for r in records:
         if as_json:
-            print(json.dumps(decision.record(), default=str))
-        else:
-            console.print(_summary(decision))
-        if decision.outcome == "failed":
-            raise typer.Exit(ExitCode.CHECK_FAILED)
-
-    @model_app.command("history")
-    def model_history(
-        registry: Annotated[
-            Path | None,
-            typer.Option("--registry", help="Model registry directory (default: settings)"),
-        ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line")] = False,
-    ) -> None:
-        """List every decision of the updater (oldest first): promoted, rejected, failed."""
-        from updater.audit import AuditLog
-
-        root = Path(registry) if registry is not None else Path(get_settings().model_registry)
-        try:
-            records = AuditLog(root).records()
-        except DemandcastError as exc:
-            raise _fail(exc) from None
-        if not records:
-            console.print(f"no updater decisions in {root}")
-        for r in records:
-            if as_json:
-                print(json.dumps(r, sort_keys=True))
-                continue
-            kinds = ",".join(t.get("kind", "?") for t in r.get("triggers", [])) or "-"
-            version = r.get("candidate") or "-"
-            data = r.get("data") or {}
-            print(
-                f"{r.get('decided_at')}  {r.get('outcome', '?'):<8}  champion "
-                f"{r.get('champion') or '-'} -> {version}  trigger {kinds}  data "
-                f"{data.get('start', '?')}..{data.get('end', '?')}  {r.get('reason', '')}"
-            )
+            print(json.dumps(r, sort_keys=True))
+            continue
+        kinds = ",".join(t.get("kind", "?") for t in r.get("triggers", [])) or "-"
+        version = r.get("candidate") or "-"
+        data = r.get("data") or {}
+        print(
+            f"{r.get('decided_at')}  {r.get('outcome', '?'):<8}  champion "
+            f"{r.get('champion') or '-'} -> {version}  trigger {kinds}  data "
+            f"{data.get('start', '?')}..{data.get('end', '?')}  {r.get('reason', '')}"
+        )
