@@ -137,83 +137,77 @@ def moment_gamma(
     return np.maximum.accumulate(np.nan_to_num(out), axis=-1)
 
 
-def evaluate(bt: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    from models.intervals import (
-        empirical_interval_quantiles,
-        estimate_rho,
-        fit_rho,
-        interval_loss,
-        interval_quantiles,
-        interval_totals,
-        pit_values,
-    )
+def _stack(wins: list[Any], i: int) -> np.ndarray:
+    return np.concatenate([w[i] for w in wins])
 
-    levels = list(bt["levels"])
-    names = list(bt["methods"])
-    origins = sorted({w[0] for w in bt["methods"][names[0]]})
-    fit_o, score_o = origins[: args.fit_windows], origins[args.fit_windows :]
-    if not fit_o or not score_o:
-        raise SystemExit(f"need fit and scored windows; origins {origins}, fit {args.fit_windows}")
-    ks, olv, m = KS, OUT_LEVELS, args.samples
-    results: dict[str, Any] = {}
-    rhos: dict[str, Any] = {}
-    daily90: dict[str, float] = {}
-    fit_seconds: dict[str, float] = {}
-    ratio: dict[str, float | None] = {}
 
-    def stack(wins: list[Any], i: int) -> np.ndarray:
-        return np.concatenate([w[i] for w in wins])
+def _estimates(
+    fit_q: np.ndarray, fit_y: np.ndarray, levels: list[float], m: int
+) -> dict[str, float]:
+    """Every estimate of rho on the fit windows: PIT correlation, fitted copulas, moments."""
+    from models.intervals import estimate_rho, fit_rho, interval_loss, interval_totals, pit_values
 
-    for name in names:
-        wins = bt["methods"][name]
-        fit_q = stack([w for w in wins if w[0] in fit_o], 3)
-        fit_y = stack([w for w in wins if w[0] in fit_o], 2)
-        sc_q = stack([w for w in wins if w[0] in score_o], 3)
-        sc_y = stack([w for w in wins if w[0] in score_o], 2)
-        y_score = interval_totals(sc_y, ks)
-        y_fit = interval_totals(fit_y, ks)
-        pit = pit_values(fit_q, levels, fit_y)
-        t0 = time.perf_counter()
-        est = {
-            "pit_equicorrelation": estimate_rho(pit, "equicorrelation", max(ks)),
-            "pit_ar1": estimate_rho(pit, "ar1", max(ks)),
-            "fit_equicorrelation": fit_rho(fit_q, levels, fit_y, ks, olv, num_samples=m),
-            "fit_ar1": fit_rho(fit_q, levels, fit_y, ks, olv, "ar1", num_samples=m),
-        }
-        grid = [round(0.025 * i, 3) for i in range(41)]
-        mom = {r: interval_loss(moment_gamma(fit_q, levels, ks, olv, r), y_fit, olv) for r in grid}
-        est["fit_moments_gamma"] = min(grid, key=lambda r: (mom[r], r))
-        fit_seconds[name] = time.perf_counter() - t0
-        rhos[name] = est
-        i90 = levels.index(0.9) if 0.9 in levels else len(levels) - 1
-        daily90[name] = float(np.nanmean(np.where(np.isnan(sc_y), np.nan, sc_y <= sc_q[..., i90])))
-        copulas: dict[str, tuple[float, Any]] = {
-            "sum of daily (rho=1)": (1.0, "equicorrelation"),
-            "independent (rho=0)": (0.0, "equicorrelation"),
-            "PIT rho, equicorr.": (est["pit_equicorrelation"], "equicorrelation"),
-            "PIT rho, AR(1)": (est["pit_ar1"], "ar1"),
-            "fitted rho, AR(1)": (est["fit_ar1"], "ar1"),
-            "fitted rho, equicorr.": (est["fit_equicorrelation"], "equicorrelation"),
-        }
-        res: dict[str, Any] = {}
-        for label, (rho, kind) in copulas.items():
-            pred = interval_quantiles(sc_q, levels, ks, olv, rho, kind, num_samples=m)
-            res[label] = {"rho": rho, "dependence": kind, **score_totals(y_score, pred, ks, olv)}
-        pred = moment_gamma(sc_q, levels, ks, olv, est["fit_moments_gamma"])
-        res["moments+gamma, fitted"] = {
-            "rho": est["fit_moments_gamma"],
-            "dependence": "value correlation",
-            **score_totals(y_score, pred, ks, olv),
-        }
-        results[name] = res
-        chosen = interval_quantiles(sc_q, levels, (14,), (0.9,), est["fit_equicorrelation"])
-        summed = interval_quantiles(sc_q, levels, (14,), (0.9,), 1.0)
-        pos = chosen[:, 0, 0] > 0
-        ratio[name] = float(np.median(summed[pos, 0, 0] / chosen[pos, 0, 0])) if pos.any() else None
-    # the history baseline: empirical quantiles of past k-day totals (nothing to fit)
+    ks, olv = KS, OUT_LEVELS
+    pit = pit_values(fit_q, levels, fit_y)
+    est = {
+        "pit_equicorrelation": estimate_rho(pit, "equicorrelation", max(ks)),
+        "pit_ar1": estimate_rho(pit, "ar1", max(ks)),
+        "fit_equicorrelation": fit_rho(fit_q, levels, fit_y, ks, olv, num_samples=m),
+        "fit_ar1": fit_rho(fit_q, levels, fit_y, ks, olv, "ar1", num_samples=m),
+    }
+    y_fit = interval_totals(fit_y, ks)
+    grid = [round(0.025 * i, 3) for i in range(41)]
+    mom = {r: interval_loss(moment_gamma(fit_q, levels, ks, olv, r), y_fit, olv) for r in grid}
+    est["fit_moments_gamma"] = min(grid, key=lambda r: (mom[r], r))
+    return est
+
+
+def _score_method(
+    sc_q: np.ndarray, sc_y: np.ndarray, levels: list[float], est: dict[str, float], m: int
+) -> dict[str, Any]:
+    """One method's scored windows under every way of building totals."""
+    from models.intervals import interval_quantiles, interval_totals
+
+    ks, olv = KS, OUT_LEVELS
+    y_score = interval_totals(sc_y, ks)
+    copulas: dict[str, tuple[float, Any]] = {
+        "sum of daily (rho=1)": (1.0, "equicorrelation"),
+        "independent (rho=0)": (0.0, "equicorrelation"),
+        "PIT rho, equicorr.": (est["pit_equicorrelation"], "equicorrelation"),
+        "PIT rho, AR(1)": (est["pit_ar1"], "ar1"),
+        "fitted rho, AR(1)": (est["fit_ar1"], "ar1"),
+        "fitted rho, equicorr.": (est["fit_equicorrelation"], "equicorrelation"),
+    }
+    res: dict[str, Any] = {}
+    for label, (rho, kind) in copulas.items():
+        pred = interval_quantiles(sc_q, levels, ks, olv, rho, kind, num_samples=m)
+        res[label] = {"rho": rho, "dependence": kind, **score_totals(y_score, pred, ks, olv)}
+    pred = moment_gamma(sc_q, levels, ks, olv, est["fit_moments_gamma"])
+    res["moments+gamma, fitted"] = {
+        "rho": est["fit_moments_gamma"],
+        "dependence": "value correlation",
+        **score_totals(y_score, pred, ks, olv),
+    }
+    return res
+
+
+def _sum_rule_ratio(sc_q: np.ndarray, levels: list[float], rho: float) -> float | None:
+    """Median of (sum of daily 0.9 quantiles) / (0.9 quantile of the total), k = 14."""
+    from models.intervals import interval_quantiles
+
+    chosen = interval_quantiles(sc_q, levels, (14,), (0.9,), rho)
+    summed = interval_quantiles(sc_q, levels, (14,), (0.9,), 1.0)
+    pos = chosen[:, 0, 0] > 0
+    return float(np.median(summed[pos, 0, 0] / chosen[pos, 0, 0])) if pos.any() else None
+
+
+def _empirical_totals(bt: dict[str, Any], score_w: list[Any]) -> dict[str, Any]:
+    """The history baseline: empirical quantiles of past k-day totals (nothing to fit)."""
+    from models.intervals import empirical_interval_quantiles, interval_totals
+
+    ks, olv = KS, OUT_LEVELS
     target, observed = bt["target"], bt["observed"]
-    score_w = [w for w in bt["methods"][names[0]] if w[0] in score_o]
-    y_score = interval_totals(stack(score_w, 2), ks)
+    y_score = interval_totals(_stack(score_w, 2), ks)
     emp: dict[str, Any] = {}
     for lookback in (28, 56, 112):
         pred = np.concatenate(
@@ -228,17 +222,54 @@ def evaluate(bt: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             "lookback": lookback,
             **score_totals(y_score, pred, ks, olv),
         }
-    results["empirical_totals"] = emp
-    # speed: the transformer's forecasts tiled to 2,048 SKUs x horizon 28, as the worker has
-    big = np.resize(stack(bt["methods"][names[-1]], 3), (2048, args.horizon, len(levels)))
-    interval_quantiles(big, levels, ks, olv, rhos[names[-1]]["fit_equicorrelation"], num_samples=m)
+    return emp
+
+
+def _speed_ms(q: np.ndarray, levels: list[float], rho: float, horizon: int, m: int) -> dict:
+    """interval_quantiles on the forecasts tiled to 2,048 SKUs x horizon, as the worker has."""
+    from models.intervals import interval_quantiles
+
+    big = np.resize(q, (2048, horizon, len(levels)))
+    interval_quantiles(big, levels, KS, OUT_LEVELS, rho, num_samples=m)
     runs = []
     for _ in range(5):
         t0 = time.perf_counter()
-        interval_quantiles(
-            big, levels, ks, olv, rhos[names[-1]]["fit_equicorrelation"], num_samples=m
-        )
+        interval_quantiles(big, levels, KS, OUT_LEVELS, rho, num_samples=m)
         runs.append(time.perf_counter() - t0)
+    return {"median": 1e3 * float(np.median(runs)), "min": 1e3 * min(runs)}
+
+
+def evaluate(bt: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    levels = list(bt["levels"])
+    names = list(bt["methods"])
+    origins = sorted({w[0] for w in bt["methods"][names[0]]})
+    fit_o, score_o = origins[: args.fit_windows], origins[args.fit_windows :]
+    if not fit_o or not score_o:
+        raise SystemExit(f"need fit and scored windows; origins {origins}, fit {args.fit_windows}")
+    m = args.samples
+    results: dict[str, Any] = {}
+    rhos: dict[str, Any] = {}
+    daily90: dict[str, float] = {}
+    fit_seconds: dict[str, float] = {}
+    ratio: dict[str, float | None] = {}
+    for name in names:
+        wins = bt["methods"][name]
+        fit_w = [w for w in wins if w[0] in fit_o]
+        score_w = [w for w in wins if w[0] in score_o]
+        sc_q, sc_y = _stack(score_w, 3), _stack(score_w, 2)
+        t0 = time.perf_counter()
+        rhos[name] = est = _estimates(_stack(fit_w, 3), _stack(fit_w, 2), levels, m)
+        fit_seconds[name] = time.perf_counter() - t0
+        i90 = levels.index(0.9) if 0.9 in levels else len(levels) - 1
+        daily90[name] = float(np.nanmean(np.where(np.isnan(sc_y), np.nan, sc_y <= sc_q[..., i90])))
+        results[name] = _score_method(sc_q, sc_y, levels, est, m)
+        ratio[name] = _sum_rule_ratio(sc_q, levels, est["fit_equicorrelation"])
+    score_w = [w for w in bt["methods"][names[0]] if w[0] in score_o]
+    results["empirical_totals"] = _empirical_totals(bt, score_w)
+    last = names[-1]
+    speed = _speed_ms(
+        _stack(bt["methods"][last], 3), levels, rhos[last]["fit_equicorrelation"], args.horizon, m
+    )
     return {
         "data": str(args.data),
         "top": args.top,
@@ -246,17 +277,14 @@ def evaluate(bt: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "windows": len(origins),
         "fit_origins": [int(o) for o in fit_o],
         "scored_origins": [int(o) for o in score_o],
-        "ks": list(ks),
-        "levels": list(olv),
+        "ks": list(KS),
+        "levels": list(OUT_LEVELS),
         "num_samples": m,
         "rho": rhos,
         "daily_coverage90_scored": daily90,
         "results": results,
         "sum_rule_over_interval_q90_k14_median": ratio,
-        "interval_quantiles_ms_2048x28_k3_l4": {
-            "median": 1e3 * float(np.median(runs)),
-            "min": 1e3 * min(runs),
-        },
+        "interval_quantiles_ms_2048x28_k3_l4": speed,
         "fit_seconds": fit_seconds,
     }
 

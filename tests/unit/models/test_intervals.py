@@ -1,4 +1,4 @@
-"""Interval totals (models/intervals.py): invariants, known answers, estimators, baseline."""
+"""Interval totals (models/intervals/): invariants, known answers, estimators, baseline."""
 
 from __future__ import annotations
 
