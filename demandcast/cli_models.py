@@ -381,15 +381,20 @@ def backtest(
     )
 
 
-@model_app.command("list")
-def model_list(registry: RegistryOpt = None) -> None:
-    """List the registered versions (champion marked with *)."""
+def _on_registry(registry: Path | None, call: Callable[[Any], Any]) -> Any:
+    """``call(ModelRegistry)`` on the chosen registry; a registry error fails the command."""
     from models.registry import ModelRegistry
 
     try:
-        rows = ModelRegistry(registry_dir(registry)).list()
+        return call(ModelRegistry(registry_dir(registry)))
     except DemandcastError as exc:
         raise _fail(exc) from None
+
+
+@model_app.command("list")
+def model_list(registry: RegistryOpt = None) -> None:
+    """List the registered versions (champion marked with *)."""
+    rows = _on_registry(registry, lambda r: r.list())
     if not rows:
         console.print(f"no versions in {registry_dir(registry)}")
     for r in rows:
@@ -400,36 +405,21 @@ def model_list(registry: RegistryOpt = None) -> None:
 @model_app.command("show")
 def model_show(version: str, registry: RegistryOpt = None) -> None:
     """Print a version's metadata and config as JSON."""
-    from models.registry import ModelRegistry
-
-    try:
-        info = ModelRegistry(registry_dir(registry)).show(version)
-    except DemandcastError as exc:
-        raise _fail(exc) from None
+    info = _on_registry(registry, lambda r: r.show(version))
     print(json.dumps(info, indent=2, sort_keys=True, default=str))
 
 
 @model_app.command("promote")
 def model_promote(version: str, registry: RegistryOpt = None) -> None:
     """Make VERSION the champion."""
-    from models.registry import ModelRegistry
-
-    try:
-        ModelRegistry(registry_dir(registry)).promote(version)
-    except DemandcastError as exc:
-        raise _fail(exc) from None
+    _on_registry(registry, lambda r: r.promote(version))
     console.print(f"champion: {version}")
 
 
 @model_app.command("rollback")
 def model_rollback(registry: RegistryOpt = None) -> None:
     """Make the previous champion the champion again."""
-    from models.registry import ModelRegistry
-
-    try:
-        version = ModelRegistry(registry_dir(registry)).rollback()
-    except DemandcastError as exc:
-        raise _fail(exc) from None
+    version = _on_registry(registry, lambda r: r.rollback())
     console.print(f"champion: {version}")
 
 
