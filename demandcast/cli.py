@@ -152,15 +152,12 @@ def forecaster_cmd(
     loglevel: Annotated[str, typer.Option("--loglevel", help="Python log level")] = "info",
 ) -> None:
     """Run the forecast worker: windows.closed in; forecasts and alerts out."""
-    import logging
-
+    from streams.observability.logs import configure_logging
     from streams.serving.worker import ForecastWorker
     from streams.stack.processes import quiet_collector
 
     settings = get_settings()
-    logging.basicConfig(
-        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings, "forecaster", loglevel)  # text or JSON, secrets redacted
     worker = ForecastWorker(settings)
     quiet_collector()  # every window allocates many short-lived objects
     console.print(

@@ -66,14 +66,11 @@ def register(app: typer.Typer, get_settings: Callable[[], Any]) -> None:
         watermark advanced."""
         if ctx.invoked_subcommand is not None:
             return
-        import logging
-
+        from streams.observability.logs import configure_logging
         from updater.cycle import run_forever
 
         settings = get_settings()
-        logging.basicConfig(
-            level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        configure_logging(settings, "updater", loglevel)  # text or JSON, secrets redacted
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         console.print(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything demandcast needs on a fresh machine: the system packages (Java 17+,
-# Maven, redis-server, kcat) and the project's virtual environment at .venv.
+# Maven, redis-server, kcat, docker-compose) and the project's virtual environment at .venv.
 # Idempotent: a second run does nothing but check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)  # `make lint` validates docker-compose.yml
 if ((${#need[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need[*]} with apt-get"

@@ -234,6 +234,29 @@ class Settings(BaseSettings):
         60.0, gt=0.0, description="Updater process: seconds between watermark checks"
     )
 
+    # --- Operating: metrics, health, logs --------------------------------------------------
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Stream worker: port of /metrics, /healthz and /readyz (0: off)",
+    )
+    forecaster_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Forecast worker: port of /metrics, /healthz and /readyz (0: off)",
+    )
+    updater_metrics_port: int = Field(
+        0, ge=0, le=65535, description="Updater: port of /metrics, /healthz and /readyz (0: off)"
+    )
+    metrics_host: str = Field(
+        "0.0.0.0", description="Address the metrics and health ports listen on"
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines of the processes: text, or json (one object a line)"
+    )
+
     # --- Embedded stack ----------------------------------------------------------------
     state_dir: Path = Field(
         Path("var/stack"), description="Data, logs and PIDs of the embedded Kafka and Redis"

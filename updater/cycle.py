@@ -27,6 +27,7 @@ import numpy as np
 
 from models.registry import ModelRegistry
 from schemas import DemandcastError, ModelUpdate
+from streams.observability.metrics import UpdaterMetrics
 from streams.settings import Settings
 from streams.store.keys import layout_of
 from updater import history as hist
@@ -330,25 +331,97 @@ def run_once(settings: Settings, options: CycleOptions | None = None) -> Decisio
     return Cycle(settings).run(options)
 
 
-def run_forever(settings: Settings, stop: Any = None, on_decision: Any = None) -> None:
-    """Poll the watermark every ``updater_poll_seconds``; run a cycle when it advanced."""
+def record_metrics(metrics: UpdaterMetrics, decision: Decision) -> None:
+    """Count one decision: its outcome, triggers, fine-tune and shadow figures."""
+    metrics.cycles.labels(decision.outcome).inc()
+    for trigger in decision.triggers:
+        metrics.triggers.labels(trigger.kind).inc()
+    if decision.outcome == "idle":
+        return
+    metrics.cycle_seconds.observe(decision.seconds)
+    if "champion" in decision.figures:  # evaluated, then fine-tuned
+        metrics.fine_tunes.inc()
+    for who, figs in decision.figures.items():
+        for name, value in figs.items():
+            if np.isfinite(value):
+                metrics.shadow_score.labels(who, name).set(value)
+    if decision.outcome == "promoted":
+        metrics.promotions.inc()
+    elif decision.outcome == "rejected":
+        metrics.rejections.inc()
+    elif decision.outcome == "failed":
+        metrics.failures.inc()
+
+
+def run_forever(
+    settings: Settings,
+    stop: Any = None,
+    on_decision: Any = None,
+    metrics: UpdaterMetrics | None = None,
+) -> None:
+    """Poll the watermark every ``updater_poll_seconds``; run a cycle when it advanced.
+
+    Serves ``/metrics``, ``/healthz`` and ``/readyz`` on ``updater_metrics_port`` (0: off);
+    ready once the feature store answered and the registry has a champion."""
+    from streams.observability.health import Readiness, serve
+
     cycle = Cycle(settings)
+    metrics = metrics if metrics is not None else UpdaterMetrics()
+    polled: dict[str, Any] = {"ok": False, "why": "not polled yet"}
+    readiness = Readiness()
+    readiness.add("feature store", lambda: (polled["ok"], polled["why"]))
+    readiness.add("champion", lambda: (cycle.registry.champion() is not None, "registry"))
+    server = serve(
+        metrics.registry,
+        readiness,
+        settings.updater_metrics_port,
+        settings.metrics_host,
+        on_ready=lambda ok: metrics.ready.labels(metrics.process).set(int(ok)),
+    )
     last: datetime | None = None
-    while stop is None or not stop.is_set():
-        at = cycle.event_time()
-        if at is not None and (last is None or at > last):
+    try:
+        while stop is None or not stop.is_set():
             try:
-                decision = cycle.run()
-            except UpdaterError as exc:
-                log.warning("updater cycle skipped: %s", exc)
+                at = cycle.event_time()
+            except Exception as exc:  # Redis away: not ready, try again next poll
+                polled.update(ok=False, why=f"{type(exc).__name__}")
+                log.warning("updater: reading the watermark failed: %s", type(exc).__name__)
+                at = None
             else:
-                last = at
-                if on_decision is not None:
-                    on_decision(decision)
-        if stop is not None:
-            stop.wait(settings.updater_poll_seconds)
-        else:
-            time.sleep(settings.updater_poll_seconds)
+                polled.update(ok=True, why="watermark read")
+            if at is not None:
+                metrics.event_time.set(at.timestamp())
+            if at is not None and (last is None or at > last):
+                try:
+                    decision = cycle.run()
+                except UpdaterError as exc:
+                    log.warning("updater cycle skipped: %s", exc)
+                else:
+                    last = at
+                    record_metrics(metrics, decision)
+                    log.info(
+                        "updater decision: %s (%s)",
+                        decision.outcome,
+                        decision.reason,
+                        extra={"version": decision.candidate or decision.champion},
+                    )
+                    if on_decision is not None:
+                        on_decision(decision)
+            if stop is not None:
+                stop.wait(settings.updater_poll_seconds)
+            else:
+                time.sleep(settings.updater_poll_seconds)
+    finally:
+        if server is not None:
+            server.stop()
 
 
-__all__ = ["Cycle", "CycleOptions", "Decision", "run_forever", "run_once", "training_cut"]
+__all__ = [
+    "Cycle",
+    "CycleOptions",
+    "Decision",
+    "record_metrics",
+    "run_forever",
+    "run_once",
+    "training_cut",
+]

@@ -12,14 +12,18 @@ batch is durable in Redis, so the offsets Faust commits never run ahead of the f
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from streams.ingest.processor import Emit, Outgoing, Prepared, StreamProcessor
 from streams.kafka.producer import DeliveryReport, Producer, producer_config
+from streams.observability.metrics import StreamMetrics
 from streams.settings import Settings
 from streams.store.keys import layout_of
 from streams.store.redis_sink import RedisSink
 from streams.store.sink import Sink
+
+log = logging.getLogger(__name__)
 
 
 def faust_broker_options(settings: Settings) -> dict[str, Any]:
@@ -90,13 +94,21 @@ def faust_datadir(settings: Settings) -> str:
     return str(parent / "{conf.name}-data")
 
 
-def build_app(settings: Settings, *, sink: Sink | None = None, emit: Emit | None = None) -> Any:
+def build_app(
+    settings: Settings,
+    *,
+    sink: Sink | None = None,
+    emit: Emit | None = None,
+    metrics: StreamMetrics | None = None,
+) -> Any:
     """A new Faust app with the ingest agents; nothing connects until it starts.
 
     ``sink`` defaults to the Redis feature store named by the settings and ``emit`` to a
     :class:`BrokerEmit` (DLQ and ``windows.closed``); tests pass a
     :class:`streams.store.memory_sink.MemorySink` and a list. The processor is at
-    ``app.demandcast_processor``.
+    ``app.demandcast_processor``, its metrics (``metrics``, a fresh set by default) at
+    ``app.demandcast_metrics`` and the partitions assigned now at
+    ``app.demandcast_assigned``.
     """
     import faust
 
@@ -136,13 +148,22 @@ def build_app(settings: Settings, *, sink: Sink | None = None, emit: Emit | None
 
     if sink is None:
         sink = RedisSink(settings.redis_url, layout_of(settings), settings.redis_kwargs())
-    processor = StreamProcessor(settings, sink, emit if emit is not None else BrokerEmit(settings))
+    metrics = metrics if metrics is not None else StreamMetrics()
+    processor = StreamProcessor(
+        settings, sink, emit if emit is not None else BrokerEmit(settings), metrics
+    )
     app.demandcast_processor = processor  # type: ignore[attr-defined]
+    app.demandcast_metrics = metrics  # type: ignore[attr-defined]
+    assigned: set[Any] = set()
+    app.demandcast_assigned = assigned  # type: ignore[attr-defined]
 
     @app.on_partitions_assigned.connect
-    async def reload_watermarks(*_args: Any, **_kwargs: Any) -> None:
+    async def reload_watermarks(_sender: Any, /, *args: Any, **_kwargs: Any) -> None:
         # another worker may have advanced the watermarks of partitions we get back
         processor.forget_watermarks()
+        assigned.clear()
+        assigned.update(args[0] if args else ())
+        log.info("partitions assigned: %d", len(assigned))
 
     for kind, name in zip(
         ("orders", "clicks", "promotions", "inventory"), settings.input_topics(), strict=True
@@ -151,10 +172,27 @@ def build_app(settings: Settings, *, sink: Sink | None = None, emit: Emit | None
     return app
 
 
+def _record_lag(app: Any, metrics: StreamMetrics, event: Any) -> None:
+    """The consumer lag of the event's partition after its batch (per batch, not record):
+    the high watermark of the last fetch minus the next offset."""
+    message = getattr(event, "message", None)
+    tp, offset = getattr(message, "tp", None), getattr(message, "offset", None)
+    if tp is None or offset is None:
+        return
+    try:
+        high = app.consumer.highwater(tp)
+    except Exception:  # no fetch position yet (or a test context): nothing to report
+        return
+    if high is not None and high >= 0:
+        metrics.set_lag(tp.topic, tp.partition, int(high) - (int(offset) + 1))
+
+
 def _add_ingest_agent(
     app: Any, channel: Any, name: str, processor: StreamProcessor, settings: Settings
 ) -> Any:
     from streams.ingest.fastpath import records_of
+
+    metrics = processor.metrics
 
     async def ingest(stream: Any) -> None:
         # Each event is a carrier of one partition's fetched records (streams.ingest.fastpath), or
@@ -168,6 +206,7 @@ def _add_ingest_agent(
             if prepared is not None:
                 await processor.commit(prepared)
             await manual.ack(event)
+            _record_lag(app, metrics, event)
 
         try:
             async for event in manual.events():
@@ -191,6 +230,8 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     """Run the stream worker until SIGINT/SIGTERM (creates the topics first)."""
     import asyncio
 
+    from streams.observability.health import Readiness, serve
+    from streams.observability.logs import configure_logging
     from streams.stack.processes import quiet_collector
 
     try:
@@ -204,7 +245,32 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     from streams.kafka.admin import ensure_topics
 
     ensure_topics(settings)
-    app = build_app(settings)
+    metrics = StreamMetrics()
+    app = build_app(settings, metrics=metrics)
+    readiness = Readiness()
+    assigned = app.demandcast_assigned
+    readiness.add("partitions", lambda: (bool(assigned), f"{len(assigned)} assigned"))
+    readiness.add(
+        "consuming", lambda: (not app.rebalancing, "rebalancing" if app.rebalancing else "ok")
+    )
+    server = serve(
+        metrics.registry,
+        readiness,
+        settings.worker_metrics_port,
+        settings.metrics_host,
+        on_ready=lambda ok: metrics.ready.labels(metrics.process).set(int(ok)),
+    )
     quiet_collector()  # ingestion allocates millions of short-lived objects
-    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
-    worker.execute_from_commandline()
+
+    class Worker(faust.Worker):
+        """Faust's worker with demandcast's log lines (text or JSON, secrets redacted)."""
+
+        def _setup_logging(self) -> None:
+            configure_logging(settings, "worker", self.loglevel or "warning")
+
+    worker = Worker(app, loglevel=loglevel, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if server is not None:
+            server.stop()

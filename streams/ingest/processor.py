@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from schemas import (
     ClickEvent,
@@ -36,6 +36,8 @@ from schemas import (
 )
 from schemas._base import MAX_MESSAGE_BYTES
 from streams.ingest.fastdecode import fast_decode
+from streams.observability.logs import context
+from streams.observability.metrics import StreamMetrics, dead_letter_reason
 from streams.settings import Settings
 from streams.store.keys import epoch_ms, layout_of, retention_of
 from streams.store.plan import BatchPlan, Incoming, plan_batch
@@ -96,8 +98,12 @@ class Prepared:
 class StreamProcessor:
     """Decode, validate, dead-letter, apply exactly once, close windows."""
 
-    def __init__(self, settings: Settings, sink: Sink, emit: Emit) -> None:
+    def __init__(
+        self, settings: Settings, sink: Sink, emit: Emit, metrics: StreamMetrics | None = None
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics if metrics is not None else StreamMetrics()
+        """Prometheus metrics, counted per batch (:mod:`streams.observability.metrics`)."""
         self.sink = sink
         self.emit = emit
         self.layout = layout_of(settings)
@@ -149,6 +155,13 @@ class StreamProcessor:
         await self.emit([(self.settings.topic_dlq, record.key, letter.to_json())])
         await self.sink.incr_stat("dead_letters", 1)
         self.counts["dead_letters"] += 1
+        self.metrics.dead_letters.labels(dead_letter_reason(reason)).inc()
+        log.warning(
+            "dead letter at offset %d: %s",
+            record.offset,
+            reason[:200],
+            extra=context(topic_partition=f"{record.topic}:{record.partition}"),
+        )
 
     async def process(self, records: Sequence[RecordLike]) -> None:
         """Process one batch; returns when its effects are durable in Redis and the windows
@@ -171,6 +184,8 @@ class StreamProcessor:
         """
         received_ms = int(time.time() * 1000)
         await self._load_watermarks()
+        if records:
+            self._count(self.metrics.consumed, records)
         batch: list[Incoming] = []
         models = self.models
         for rec in records:
@@ -213,6 +228,7 @@ class StreamProcessor:
         """The I/O half: apply exactly once, then publish the windows that closed."""
         self._scripts += 1
         index = self._scripts  # the store script this commit hands to Redis (in order)
+        started = time.perf_counter()
         plan, duplicates, due = await apply_batch(
             self.sink,
             prepared.batch,
@@ -225,9 +241,27 @@ class StreamProcessor:
             plan=prepared.plan,
             memo=self.expiry,
         )
+        metrics = self.metrics
+        metrics.script_seconds.observe(time.perf_counter() - started)
         self.counts["events"] += plan.events
         self.counts["duplicates"] += duplicates
         self.counts["late"] += plan.late
+        first, last = prepared.batch[0], prepared.batch[-1]
+        if first.topic == last.topic:  # an agent's batch: one partition's records
+            metrics.applied.labels(first.topic).inc(plan.events)
+            if duplicates:
+                metrics.duplicates.labels(first.topic).inc(duplicates)
+        else:  # several topics (a caller's mixed batch): split by topic, pro rata
+            self._count(metrics.applied, prepared.batch, plan.events)
+            if duplicates:
+                self._count(metrics.duplicates, prepared.batch, duplicates)
+        if plan.late:
+            metrics.late.labels(first.topic).inc(plan.late)
+            log.info(
+                "%d late events applied to their historical buckets",
+                plan.late,
+                extra=context(topic_partition=f"{first.topic}:{first.partition}"),
+            )
         # a window published and forgotten after this batch's script ran was reported by
         # it all the same: that report is stale (the store keeps any window not yet
         # published, so skipping a report never loses one)
@@ -240,6 +274,21 @@ class StreamProcessor:
         if fresh:
             await self.flush()  # one batch of windows on its way at a time
             self._publish_in_background(fresh)
+
+    @staticmethod
+    def _count(counter: Any, items: Sequence[Any], total: int | None = None) -> None:
+        """Add ``total`` (default: one per item) to ``counter`` by the items' topics."""
+        first, last = items[0].topic, items[-1].topic
+        n = len(items)
+        total = n if total is None else total
+        if first == last and all(i.topic == first for i in items):
+            counter.labels(first).inc(total)
+            return
+        by_topic: dict[str, int] = {}
+        for item in items:
+            by_topic[item.topic] = by_topic.get(item.topic, 0) + 1
+        for topic, count in by_topic.items():
+            counter.labels(topic).inc(round(total * count / n))
 
     def _publish_in_background(self, due: list[DueWindow]) -> None:
         """Publish ``due`` while the next batch's store update runs.
@@ -298,3 +347,14 @@ class StreamProcessor:
             self._dropped[key] = self._scripts
         await self.sink.incr_stat("windows_closed", len(due))
         self.counts["windows_closed"] += len(due)
+        self.metrics.windows_closed.inc(len(due))
+        if log.isEnabledFor(logging.INFO):
+            for topic, partition, start, skus in due:
+                log.info(
+                    "window closed: %d SKUs changed",
+                    len(skus),
+                    extra=context(
+                        topic_partition=f"{topic}:{partition}",
+                        window=datetime.fromtimestamp(start / 1000, tz=UTC).isoformat(),
+                    ),
+                )

@@ -44,6 +44,9 @@ from schemas import ModelUpdate, SchemaError, WindowClosed, decode
 from streams.alerts.orchestration import AlertEvaluator
 from streams.kafka.consumer import new_consumer, take
 from streams.kafka.producer import Producer
+from streams.observability.health import Readiness, serve
+from streams.observability.logs import context
+from streams.observability.metrics import ForecastMetrics
 from streams.serving.inputs import (
     BatchInputs,
     ForecastBatch,
@@ -148,7 +151,12 @@ class ForecastWorker:
             forecaster_group(settings),
             {"auto.offset.reset": "earliest", "max.poll.interval.ms": 600_000},
         )
-        self.consumer.subscribe([settings.topic_windows_closed, settings.topic_model_updates])
+        self._assigned: set[tuple[str, int]] = set()
+        self.consumer.subscribe(
+            [settings.topic_windows_closed, settings.topic_model_updates],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+        )
         self.producer = Producer(
             {
                 **settings.kafka_client_config(),
@@ -165,6 +173,55 @@ class ForecastWorker:
         self._unsettled_since: float | None = None
         """When the oldest work not yet settled (acknowledged and committed) was taken."""
         self._writes: list[Future[Any]] = []
+        self.metrics = ForecastMetrics()
+        """Prometheus metrics (:mod:`streams.observability.metrics`), per window and batch."""
+        self.metrics.serving(self.holder.current.version)
+        self._stepped_at = time.monotonic()
+        self.readiness = Readiness()
+        self.readiness.add("model", lambda: (True, self.holder.current.version))
+        self.readiness.add(
+            "partitions", lambda: (bool(self._assigned), f"{len(self._assigned)} assigned")
+        )
+        self.readiness.add("consuming", self._consuming)
+        self.health = serve(
+            self.metrics.registry,
+            self.readiness,
+            settings.forecaster_metrics_port,
+            settings.metrics_host,
+            on_ready=lambda ok: self.metrics.ready.labels(self.metrics.process).set(int(ok)),
+        )
+        """``/metrics``, ``/healthz``, ``/readyz`` (None when the port setting is 0)."""
+
+    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        log.info("partitions assigned: %d", len(self._assigned))
+
+    def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
+        self._assigned -= {(tp.topic, tp.partition) for tp in partitions}
+
+    def _consuming(self) -> tuple[bool, str]:
+        """The loop polled in the last few minutes (a window's forecast takes seconds)."""
+        ago = time.monotonic() - self._stepped_at
+        return ago < 300.0, f"last poll {ago:.1f}s ago"
+
+    def _record_lag(self, messages: list[Any]) -> None:
+        """The lag of each partition the messages came from, per step: the high watermark
+        of the last fetch (cached by the client, no broker call) minus the next offset."""
+        from confluent_kafka import TopicPartition
+
+        last: dict[tuple[str, int], int] = {}
+        for msg in messages:
+            if msg.error() is None:
+                last[(msg.topic(), msg.partition())] = msg.offset()
+        for (topic, partition), offset in last.items():
+            try:
+                _, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except Exception:  # no fetch yet: nothing to report
+                continue
+            if high is not None and high >= 0:
+                self.metrics.set_lag(topic, partition, high - (offset + 1))
 
     def _finish_writes(self) -> None:
         """Wait for the background Redis writes (they must land before offsets commit)."""
@@ -181,6 +238,8 @@ class ForecastWorker:
         self.producer.flush(30)
         self.consumer.close()
         self.redis.close()
+        if self.health is not None:
+            self.health.stop()
 
     def run(self, stop: threading.Event | None = None, idle_exit_s: float | None = None) -> None:
         """Loop until ``stop`` is set (or ``idle_exit_s`` passes with nothing to do)."""
@@ -201,10 +260,15 @@ class ForecastWorker:
         for the broker's acknowledgements of the last one's.
         """
         self.holder.check_pointer()
+        self._stepped_at = time.monotonic()
+        metrics = self.metrics
+        metrics.serving(self.holder.current.version)  # a changed version: a hot reload
         unsettled = self._unsettled_since is not None
         messages = take(
             self.consumer, max_messages, min(timeout_s, 0.05) if unsettled else timeout_s
         )
+        if messages:
+            self._record_lag(messages)
         if not messages:
             if unsettled:
                 self.settle()
@@ -216,6 +280,10 @@ class ForecastWorker:
         works, coalesced = plan_windows(closes, self.settings.forecast_max_pending_windows)
         self.stats.closes += len(closes)
         self.stats.coalesced += coalesced
+        metrics.closes.inc(len(closes))
+        if coalesced:
+            metrics.coalesced.inc(coalesced)
+            log.info("%d pending windows coalesced into the newest", coalesced)
         for work in works:
             self.forecast_window(work)
         if consumed and self._unsettled_since is None:
@@ -239,6 +307,13 @@ class ForecastWorker:
             try:
                 if msg.topic() == self.settings.topic_model_updates:
                     update = decode(ModelUpdate, raw)
+                    self.metrics.model_updates.labels(update.action).inc()
+                    log.info(
+                        "model update: %s of %s",
+                        update.action,
+                        update.version,
+                        extra=context(version=update.version),
+                    )
                     if update.action in ("promote", "rollback"):
                         self.holder.request(update.version)
                 else:
@@ -269,6 +344,7 @@ class ForecastWorker:
         skus = sorted(work.skus)
         if not skus:  # nothing changed: nothing to forecast, the window still counts
             self.stats.windows += 1
+            self.metrics.windows.inc()
             return 0
         forecasts = 0
         batches = batch_plan(skus, self.settings.forecast_batch_skus)
@@ -289,10 +365,15 @@ class ForecastWorker:
             len(skus),
             latency,
             waited,
+            extra=context(
+                window=work.window.start.isoformat(), sku_count=len(skus), version=model.version
+            ),
         )
         self.stats.busy_s += time.monotonic() - started
         self.stats.windows += 1
         self.stats.last_latency_s = latency
+        self.metrics.windows.inc()
+        self.metrics.latency.observe(latency)
         return forecasts
 
     def _forecast_skus(
@@ -351,6 +432,7 @@ class ForecastWorker:
             self._writes.append(self._writer.submit(write))
         self.producer.poll(0)
         self.stats.forecasts += len(payloads)
+        self.metrics.forecasts.inc(len(payloads))
         return len(payloads)
 
     def _alerts(self, batch: ForecastBatch) -> None:
@@ -366,6 +448,10 @@ class ForecastWorker:
         pipe.execute()
         self.stats.restock_alerts += counts.restock
         self.stats.pricing_alerts += counts.pricing
+        if counts.restock:
+            self.metrics.alerts.labels("restock").inc(counts.restock)
+        if counts.pricing:
+            self.metrics.alerts.labels("pricing").inc(counts.pricing)
 
     def _publish(self, topic: str, sku: str, payload: bytes) -> None:
         self.producer.send(topic, payload, sku.encode())
