@@ -206,7 +206,14 @@ def registry_dir(registry: Path | None) -> Path:
 def from_log(
     file: Annotated[Path, typer.Argument(help="Order log CSV (.csv or .csv.gz)")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output long-table CSV")],
-    fmt: Annotated[str, typer.Option("--format", help="Log format: uci")] = "uci",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="Log format: uci, or completejourney (FILE: the word 'package' or a "
+            "directory of exported Complete Journey files)",
+        ),
+    ] = "uci",
     freq: FreqOpt = "D",
     top: Annotated[
         int | None, typer.Option("--top", help="Keep the N SKUs with most units")
@@ -224,10 +231,15 @@ def from_log(
     from models.data import read_uci_log, uci_to_long, write_long_table
     from models.exceptions import InputError
 
-    if fmt.lower() != "uci":
-        raise _fail(InputError(f"unknown log format {fmt!r}; use --format uci"))
+    if fmt.lower() not in ("uci", "completejourney"):
+        raise _fail(InputError(f"unknown log format {fmt!r}; use --format uci|completejourney"))
     try:
-        table = uci_to_long(read_uci_log(file), freq, top, from_log_start)
+        if fmt.lower() == "completejourney":
+            from models.completejourney import load_tables, long_table
+
+            table = long_table(load_tables(file), freq, top, from_log_start)
+        else:
+            table = uci_to_long(read_uci_log(file), freq, top, from_log_start)
         write_long_table(table, out)
     except DemandcastError as exc:
         raise _fail(exc) from None
@@ -307,6 +319,14 @@ def backtest(
     seed: SeedOpt = 0,
     threads: ThreadsOpt = 0,
     no_model: Annotated[bool, typer.Option("--no-model", help="Baselines only")] = False,
+    promoted_column: Annotated[
+        str | None,
+        typer.Option(
+            "--promoted-column",
+            help="Also score only the SKU-periods where this table column is > 0 "
+            "(e.g. promoted): each method's 'promoted' figures",
+        ),
+    ] = None,
 ) -> None:
     """Rolling-origin backtest of the model and every baseline over the last W windows."""
     from models.backtest import run_backtest
@@ -341,6 +361,14 @@ def backtest(
     except DemandcastError as exc:
         raise _fail(exc) from None
     payload: dict[str, Any] = dict(result.metrics)
+    if promoted_column is not None:
+        try:
+            levels = list(methods[0].quantile_levels)
+            mask = _read_mask(data, freq, promoted_column)
+            payload = _score_promoted(result, panel, mask, season, levels, payload)
+            console.print(f"promoted ({promoted_column} > 0): {int(mask.sum()):,} SKU-periods")
+        except DemandcastError as exc:
+            raise _fail(exc) from None
     if as_json:
         print(json.dumps(payload, sort_keys=False, default=float))
     else:
@@ -389,6 +417,29 @@ def _on_registry(registry: Path | None, call: Callable[[Any], Any]) -> Any:
         return call(ModelRegistry(registry_dir(registry)))
     except DemandcastError as exc:
         raise _fail(exc) from None
+
+
+def _read_mask(data: Path, freq: str, column: str) -> Any:
+    """The ``(series, periods)`` cells of the table where ``column`` > 0."""
+    from models.data import read_long_table
+
+    return read_long_table(data, freq, [column]).known[column] > 0
+
+
+def _score_promoted(
+    result: Any, panel: Any, mask: Any, season: int, levels: list[float], payload: Any
+) -> dict[str, Any]:
+    """Each method's figures, plus under ``promoted`` those on the cells of ``mask`` only
+    (scored by :func:`models.evaluation.evaluate_where`)."""
+    from models.evaluation import evaluate_where
+
+    out = {}
+    for name, metrics in payload.items():
+        ev = evaluate_where(
+            result.forecasts[name], panel.target, panel.observed, mask, levels, season
+        )
+        out[name] = {**metrics, "promoted": {**ev.summary(), "observed": ev.observed}}
+    return out
 
 
 @model_app.command("list")

@@ -21,7 +21,10 @@ from demandcast.groups import command_group
 from streams.settings import Settings
 
 console = Console(stderr=True)
-FORMAT_HELP = "Log format: uci, jsonl, rees46 or retailrocket"
+FORMAT_HELP = (
+    "Log format: uci, jsonl, rees46, retailrocket or completejourney (its FILE: the word "
+    "'package' or a directory of exported Complete Journey files)"
+)
 
 
 def _parse_time(value: str | None, option: str) -> datetime | None:

@@ -13,6 +13,9 @@ forecast worker and the period of the table (day, week, hour) for the table buil
   (:func:`price_rel_ahead`).
 - ``promo_flag`` / ``promo_depth`` (:func:`promotion_covariates`): 1 / the deepest discount
   (a fraction) of the promotions whose planned interval overlaps the period, else 0.
+- ``display_share`` / ``mailer_share`` (:func:`promotion_shares`): the largest share of the
+  stores (``PlannedPromotion.store_share``) of the ``display`` / ``mailer`` promotions whose
+  planned interval overlaps the period, else 0.
 """
 
 from __future__ import annotations
@@ -29,7 +32,11 @@ PRICE_REF_PERIODS: dict[str, int] = {"D": 28, "W": 4, "H": 28 * 24}
 #: Decimals of ``price_rel`` (the table's file and the worker agree exactly).
 PRICE_REL_DECIMALS = 4
 #: Known covariates the forecast worker derives from the feature store.
-SERVED_KNOWN: frozenset[str] = frozenset({"price_rel", "promo_flag", "promo_depth"})
+SERVED_KNOWN: frozenset[str] = frozenset(
+    {"price_rel", "promo_flag", "promo_depth", "display_share", "mailer_share"}
+)
+#: The share covariates of :func:`promotion_shares`: name → promotion kind.
+SHARE_COVARIATES: dict[str, str] = {"display_share": "display", "mailer_share": "mailer"}
 
 
 def ref_periods(freq: str) -> int:
@@ -95,11 +102,21 @@ def price_rel_ahead(
 
 @dataclass(frozen=True, slots=True)
 class PlannedPromotion:
-    """A promotion's planned interval (epoch ms, end exclusive) and discount depth."""
+    """A promotion's planned interval (epoch ms, end exclusive), discount depth, kind
+    (``PromotionEvent.kind``) and share of the stores it runs in."""
 
     start_ms: int
     end_ms: int
     depth: float = 0.0
+    kind: str = "price_cut"
+    store_share: float = 1.0
+
+
+def _period_range(promo: PlannedPromotion, first_ms: int, period_ms: int, n: int) -> range:
+    """The periods (of ``n`` from ``first_ms``) that the promotion's planned interval overlaps."""
+    lo = max(0, (promo.start_ms - first_ms) // period_ms)
+    hi = min(n, -((first_ms - promo.end_ms) // period_ms))  # ceil division
+    return range(lo, max(lo, hi))
 
 
 def promotion_covariates(
@@ -113,10 +130,30 @@ def promotion_covariates(
     depth = np.zeros((len(per_series), n))
     for i, promos in enumerate(per_series):
         for promo in promos:
-            lo = max(0, (promo.start_ms - first_ms) // period_ms)
-            hi = min(n, -((first_ms - promo.end_ms) // period_ms))  # ceil division
-            if hi <= lo:
+            span = _period_range(promo, first_ms, period_ms, n)
+            if not span:
                 continue
+            lo, hi = span.start, span.stop
             flag[i, lo:hi] = 1.0
             depth[i, lo:hi] = np.maximum(depth[i, lo:hi], promo.depth)
     return flag, depth
+
+
+def promotion_shares(
+    promotions: Iterable[Iterable[PlannedPromotion]], first_ms: int, period_ms: int, n: int
+) -> dict[str, np.ndarray]:
+    """``display_share`` and ``mailer_share`` (:data:`SHARE_COVARIATES`) of ``n`` periods
+    starting at ``first_ms``: per period the largest ``store_share`` of the promotions of
+    that kind whose planned interval overlaps it, else 0. Shapes (n_series, n)."""
+    per_series = [list(p) for p in promotions]
+    out = {name: np.zeros((len(per_series), n)) for name in SHARE_COVARIATES}
+    by_kind = {kind: name for name, kind in SHARE_COVARIATES.items()}
+    for i, promos in enumerate(per_series):
+        for promo in promos:
+            name = by_kind.get(promo.kind)
+            span = _period_range(promo, first_ms, period_ms, n)
+            if name is None or not span:
+                continue
+            row = out[name][i]
+            row[span.start : span.stop] = np.maximum(row[span.start : span.stop], promo.store_share)
+    return out

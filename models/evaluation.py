@@ -22,8 +22,9 @@ and 0.9. The primitive formulas are in :mod:`models.metrics`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -202,6 +203,43 @@ def _pad(a: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+class _Block(Protocol):
+    origin: int
+    series: np.ndarray
+    actual: np.ndarray
+    quantiles: np.ndarray
+
+
+def evaluate_where(
+    blocks: Iterable[_Block],
+    target: np.ndarray,
+    observed: np.ndarray,
+    mask: np.ndarray,
+    levels: Sequence[float],
+    season: int,
+) -> Evaluation:
+    """The scores of backtest blocks (``models.backtest.WindowForecast``: rows ``series`` of
+    a table forecast at ``origin``) on the (series, period) cells where ``mask (N, T)`` is
+    true only, e.g. the promoted SKU-days. Each row's MASE scale is still the seasonal-naive
+    MAE of its whole history before the origin (``target`` / ``observed``, ``(N, T)``)."""
+    m = np.asarray(mask, dtype=bool)
+    if m.shape != np.shape(target):
+        raise InputError(f"the mask must have the table's shape {np.shape(target)}, got {m.shape}")
+    scorer = Scorer(levels, season)
+    for b in blocks:
+        rows, h = np.asarray(b.series), b.actual.shape[1]
+        keep = m[rows, b.origin : b.origin + h]
+        keep = np.pad(keep, ((0, 0), (0, h - keep.shape[1])))
+        scorer.add(
+            b.actual,
+            b.quantiles,
+            target[rows, : b.origin],
+            observed[rows, : b.origin],
+            observed=keep & ~np.isnan(b.actual),
+        )
+    return scorer.evaluation()
+
+
 def score(
     actual: np.ndarray, quantiles: np.ndarray, levels: Sequence[float], scale: np.ndarray
 ) -> dict[str, float]:
@@ -210,4 +248,4 @@ def score(
     return evaluate(actual, quantiles, levels, scale=scale).summary()
 
 
-__all__ = ["Evaluation", "Scorer", "evaluate", "level_index", "score"]
+__all__ = ["Evaluation", "Scorer", "evaluate", "evaluate_where", "level_index", "score"]

@@ -38,7 +38,10 @@ class OrderEvent(Event):
     order_id: Identifier
     sku: Sku
     quantity: int = Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)
-    unit_price: Price
+    unit_price: Price = Field(description="Unit price paid (after the retailer's discount)")
+    shelf_price: Price | None = Field(
+        default=None, description="Unit price before the retailer's discount, when known"
+    )
     currency: Currency = "GBP"
     customer_id: Identifier | None = None
     channel: Identifier | None = None
@@ -83,6 +86,9 @@ class PromotionEvent(Event):
     skus: list[Sku] = Field(default_factory=list, max_length=10_000)
     category: Identifier | None = None
     discount_depth: float = Field(ge=0.0, le=1.0, description="0.2 means 20% off")
+    store_share: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="Share of the stores it runs in (1.0: all)"
+    )
     planned_start: UtcDatetime
     planned_end: UtcDatetime
 

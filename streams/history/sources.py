@@ -11,6 +11,9 @@ Formats:
   category_id,category_code,brand,price,user_id,user_session``).
 - ``retailrocket``: Retailrocket ``events.csv`` (``timestamp,visitorid,event,itemid,
   transactionid``; epoch milliseconds).
+- ``completejourney``: dunnhumby's The Complete Journey (orders and promotions; the path is
+  the word ``package`` or a directory of exported files):
+  :mod:`streams.history.completejourney`.
 
 Every event gets a deterministic ``event_id`` derived from the content of its source row
 (plus the occurrence number when the same row appears more than once in a file), so
@@ -44,8 +47,8 @@ from schemas import (
 from streams.exceptions import ReplayError
 from streams.settings import Settings
 
-Format = Literal["uci", "jsonl", "rees46", "retailrocket"]
-FORMATS: tuple[str, ...] = ("uci", "jsonl", "rees46", "retailrocket")
+Format = Literal["uci", "jsonl", "rees46", "retailrocket", "completejourney"]
+FORMATS: tuple[str, ...] = ("uci", "jsonl", "rees46", "retailrocket", "completejourney")
 
 REES46_COLUMNS = (
     "event_time",
@@ -283,6 +286,12 @@ def iter_retailrocket(path: Path) -> Iterator[ClickEvent | Rejected]:
             yield Rejected(row_no, *_schema_reason(exc))
 
 
+def _iter_completejourney(path: Path) -> Iterator[Event | Rejected]:
+    from streams.history.completejourney import iter_completejourney
+
+    return iter_completejourney(path)
+
+
 def iter_source(path: Path, fmt: str) -> Iterator[Event | Rejected]:
     """The events (and rejections) of a log in one of :data:`FORMATS`, in file order."""
     readers = {
@@ -290,6 +299,7 @@ def iter_source(path: Path, fmt: str) -> Iterator[Event | Rejected]:
         "jsonl": iter_jsonl,
         "rees46": iter_rees46,
         "retailrocket": iter_retailrocket,
+        "completejourney": _iter_completejourney,
     }
     reader = readers.get(fmt)
     if reader is None:

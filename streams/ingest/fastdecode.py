@@ -111,6 +111,11 @@ def _order(d: dict[str, Any]) -> OrderEvent | None:
     currency = d.get("currency", "GBP")
     if price is None or type(currency) is not str or _CURRENCY.match(currency) is None:
         return None
+    shelf = d.get("shelf_price")
+    if shelf is not None:
+        shelf = _price(shelf)
+        if shelf is None:
+            return None
     customer, channel, country = d.get("customer_id"), d.get("channel"), d.get("country")
     if not (_opt_ident(customer) and _opt_ident(channel) and _opt_text(country)):
         return None
@@ -118,6 +123,7 @@ def _order(d: dict[str, Any]) -> OrderEvent | None:
         order_id=d["order_id"],
         quantity=quantity,
         unit_price=price,
+        shelf_price=shelf,
         currency=currency,
         customer_id=customer,
         channel=channel,

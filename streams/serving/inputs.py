@@ -17,6 +17,9 @@ from streams.serving.planning import DAY, WindowWork, day_floor
 from streams.store.keys import DAY_MS, KeyLayout, epoch_ms
 from streams.store.reader import FeatureArrays, FeatureReader
 
+PROMOTION_INPUTS: tuple[str, ...] = ("promo_flag", "promo_depth", "display_share", "mailer_share")
+"""The known covariates derived from the promotions in the store."""
+
 
 @dataclass(frozen=True)
 class BatchInputs:
@@ -45,7 +48,13 @@ class InputReader:
         """The context of ``model`` before ``work``'s day, in two round trips."""
         end_day = day_floor(work.window.end)
         start_day = end_day - (model.context_length + lookback_days(model)) * DAY
-        arrays, state = self.reader.window_inputs(skus, start_day, end_day, at=work.window.end)
+        arrays, state = self.reader.window_inputs(
+            skus,
+            start_day,
+            end_day,
+            at=work.window.end,
+            planned_until=end_day + model.horizon * DAY,
+        )
         layout = self.layout
         pipe = self.redis.pipeline(transaction=False)
         for key in (
@@ -141,14 +150,18 @@ def known_covariates(
     - ``price_rel``: ``units`` and ``revenue`` (currency units) hold
       :func:`lookback_days` more days than the context, for the trailing reference price;
       the future holds the last price seen over the reference at the origin;
-    - ``promo_flag`` and ``promo_depth``: the days the planned intervals of the promotions
-      active now overlap, in the context and over the horizon.
+    - ``promo_flag`` and ``promo_depth``, ``display_share`` and ``mailer_share``: the days
+      the planned intervals of the promotions overlap, in the context and over the horizon
+      (the state's ``planned_promotions``: every promotion not ended whose plan overlaps
+      them, so a mailer planned for next week is known today; else those active now).
     """
     from models.covariates import (
+        SHARE_COVARIATES,
         PlannedPromotion,
         price_rel,
         price_rel_ahead,
         promotion_covariates,
+        promotion_shares,
     )
 
     h, c = model.horizon, model.context_length
@@ -160,19 +173,26 @@ def known_covariates(
         last = [state[sku]["last_price"] for sku in skus]
         ahead = price_rel_ahead(units, revenue, last, lookback)
         future["price_rel"] = np.repeat(ahead[:, None], h, axis=1)
-    if {"promo_flag", "promo_depth"} & set(model.known):
+    if set(PROMOTION_INPUTS) & set(model.known):
         promos = [
             [
                 PlannedPromotion(
-                    epoch_ms(p["planned_start"]), epoch_ms(p["planned_end"]), p["depth"]
+                    epoch_ms(p["planned_start"]),
+                    epoch_ms(p["planned_end"]),
+                    p["depth"],
+                    p.get("kind", "price_cut"),
+                    p.get("store_share", 1.0),
                 )
-                for p in state[sku]["promotions"]
+                for p in state[sku].get("planned_promotions", state[sku]["promotions"])
             ]
             for sku in skus
         ]
         first_ms = epoch_ms(end_day - c * DAY)
         flag, depth = promotion_covariates(promos, first_ms, DAY_MS, c + h)
-        for name, values in (("promo_flag", flag), ("promo_depth", depth)):
+        values_of = {"promo_flag": flag, "promo_depth": depth}
+        if set(SHARE_COVARIATES) & set(model.known):
+            values_of.update(promotion_shares(promos, first_ms, DAY_MS, c + h))
+        for name, values in values_of.items():
             if name in model.known:
                 known[name], future[name] = values[:, :c], values[:, c:]
     missing = [name for name in model.known if name not in known]
@@ -194,7 +214,7 @@ def without_promotions(
     """Day-0 median demand with the future promotion covariates set to 0: what the
     model expects without the promotion (None when the model takes no promotion input
     or nothing is promoted)."""
-    promo_inputs = [name for name in ("promo_flag", "promo_depth") if name in model.known]
+    promo_inputs = [name for name in PROMOTION_INPUTS if name in model.known]
     if not promo_inputs or not any(state[sku]["promotions"] for sku in skus):
         return None
     plain = {k: (np.zeros_like(v) if k in promo_inputs else v) for k, v in future.items()}

@@ -406,6 +406,8 @@ def _promotion_ops(
                 "\x1f".join(promo.skus),
                 "category",
                 promo.category or "",
+                "store_share",
+                repr(promo.store_share),
             ],
         ]
     )

@@ -211,11 +211,20 @@ class FeatureReader:
         return grid.arrays(skus, values)
 
     def window_inputs(
-        self, skus: Sequence[str], start: datetime, end: datetime, *, at: datetime | None = None
+        self,
+        skus: Sequence[str],
+        start: datetime,
+        end: datetime,
+        *,
+        at: datetime | None = None,
+        planned_until: datetime | None = None,
     ) -> tuple[FeatureArrays, dict[str, dict[str, Any]]]:
         """The daily ``units`` and ``revenue_milli`` of ``skus`` in ``[start, end)`` (as
         :meth:`buckets` returns them) and their :meth:`state` at ``at`` (without the reference
-        price), in one round trip.
+        price), in one round trip (and one more for the promotions). The state also has
+        ``planned_promotions``: every promotion of the SKU not ended whose planned interval
+        overlaps ``[start, planned_until)`` (default ``end``) — the context and the horizon:
+        a promotion planned for next week is known today.
 
         Reads the dense daily series (``{p}:dy:{sku}:{YYYY}``) with ``lua/series.lua``,
         ``script_skus`` SKUs per call (so one call never holds Redis for long), every call in
@@ -242,9 +251,15 @@ class FeatureReader:
         raw = np.frombuffer(b"".join(chunks), dtype=">i8")
         values = raw.astype(np.float64).reshape(len(skus), grid.n_periods, len(SERIES_METRICS))
         at_ms = epoch_ms(at or datetime.now(UTC))
+        span = (epoch_ms(start), epoch_ms(planned_until or end))
         state: dict[str, dict[str, Any]] = {}
-        for sku, row in zip(skus, rows, strict=True):
-            last_price, on_hand, on_order, lead_time, promos = row.decode().split("|")
+        decoded = [row.decode().split("|") for row in rows]
+        known = self._promotions(
+            {p.encode() for *_, promos in decoded if promos for p in promos.split(",")}
+        )
+        for sku, (last_price, on_hand, on_order, lead_time, promos) in zip(
+            skus, decoded, strict=True
+        ):
             ids = {p.encode() for p in promos.split(",")} if promos else set()
             state[sku] = _state_row(
                 {
@@ -254,7 +269,10 @@ class FeatureReader:
                     "lead_time_days": lead_time,
                 },
                 None,
-                self._active_promotions(sku, ids, at_ms) if ids else [],
+                self._active_promotions(sku, ids, at_ms, known) if ids else [],
+            )
+            state[sku]["planned_promotions"] = (
+                self._active_promotions(sku, ids, span, known) if ids else []
             )
         return grid.arrays(skus, values), state
 
@@ -289,24 +307,45 @@ class FeatureReader:
             out[sku] = _state_row(h, ref, self._active_promotions(sku, raw[2 * i + 1], at_ms))
         return out
 
-    def _active_promotions(self, sku: str, ids: set[bytes], at_ms: int) -> list[dict[str, Any]]:
+    def _promotions(self, ids: set[bytes]) -> dict[str, dict[str, str]]:
+        """The state hashes of the promotions ``ids``, in one pipelined round trip."""
+        names = sorted(x.decode() for x in ids)
+        if not names:
+            return {}
+        pipe = self.client.pipeline(transaction=False)
+        for pid in names:
+            pipe.hgetall(self.layout.promotion(pid))
+        return {
+            pid: {k.decode(): v.decode() for k, v in h.items()}
+            for pid, h in zip(names, pipe.execute(), strict=True)
+        }
+
+    def _active_promotions(
+        self,
+        sku: str,
+        ids: set[bytes],
+        at_ms: int | tuple[int, int],
+        known: dict[str, dict[str, str]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The SKU's promotions (not ended) active at ``at_ms``, or whose planned interval
+        overlaps ``at_ms = (lo, hi)``; ``known``: their hashes, already read."""
+        lo, hi = (at_ms, at_ms + 1) if isinstance(at_ms, int) else at_ms
+        hashes = known if known is not None else self._promotions(ids)
         active = []
         for pid in sorted(x.decode() for x in ids):
-            h = {
-                k.decode(): v.decode()
-                for k, v in self.client.hgetall(self.layout.promotion(pid)).items()
-            }
+            h = hashes.get(pid)
             if not h or h.get("action") == "end":
                 continue
             if sku not in h.get("skus", "").split("\x1f"):
                 continue
-            if not int(h["planned_start"]) <= at_ms < int(h["planned_end"]):
+            if not (int(h["planned_start"]) < hi and lo < int(h["planned_end"])):
                 continue
             active.append(
                 {
                     "promotion_id": pid,
                     "kind": h["kind"],
                     "depth": float(h["depth"]),
+                    "store_share": float(h.get("store_share") or 1.0),
                     "planned_start": _utc(int(h["planned_start"])),
                     "planned_end": _utc(int(h["planned_end"])),
                 }

@@ -75,7 +75,13 @@ async def test_window_inputs_equal_the_plain_reads(isolated: Settings, uci_slice
     assert np.array_equal(arrays.values, plain.values)
     assert arrays.metric("units").sum() > 10_000  # the slice's real orders are there
     assert not arrays.values[-1].any()
+    planned = {sku: st.pop("planned_promotions") for sku, st in state.items()}
     assert state == reader.state(wanted, at=at, ref_price_days=None)
+    # the promotions planned over [start, end) include the ones active at ``at``
+    for sku, st in state.items():
+        assert {p["promotion_id"] for p in st["promotions"]} <= {
+            p["promotion_id"] for p in planned[sku]
+        }
     assert state[skus[0]]["on_hand"] == 12 and state[skus[0]]["lead_time_days"] == 4.5
     assert [p["depth"] for p in state[skus[1]]["promotions"]] == [0.3]
     assert state["NEVER-SOLD"]["last_price"] is None
