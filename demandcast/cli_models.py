@@ -271,6 +271,7 @@ def train(
 ) -> None:
     """Train the forecaster on a long table and register a new version."""
     from models.data import read_long_table
+    from models.intervals import DEFAULT_DEPENDENCE
     from models.pipeline import training_summary
     from models.registry import ModelRegistry
 
@@ -291,6 +292,9 @@ def train(
                 "freq": panel.freq,
             },
             **training_summary(f, seconds),
+            # the dependence between days of its interval totals (restock decisions): the
+            # default fitted on the UCI backtest; refitting per version needs backtest windows
+            "interval_dependence": {**DEFAULT_DEPENDENCE.as_dict(), "source": "default"},
         }
         version = reg.register(f, meta, promote=promote)
     except DemandcastError as exc:
@@ -300,6 +304,17 @@ def train(
     console.print(
         f"registered {version} in {reg.root}" + (" (champion)" if reg.champion() == version else "")
     )
+
+
+def _totals_cov90(intervals: dict[str, Any] | None) -> str:
+    """The share of 14-day actual totals at or below their 0.9 quantile (the longest
+    interval up to 14 days when the horizon is shorter), for the backtest table."""
+    totals = (intervals or {}).get("totals") or {}
+    ks = [k for k in totals if int(k) <= 14]
+    if not ks:
+        return "-"
+    cov = totals[max(ks, key=int)]["coverage"].get("0.9")
+    return f"{cov:.3f}" if cov is not None and cov == cov else "-"
 
 
 def backtest(
@@ -383,10 +398,14 @@ def backtest(
                     f"{m['skill'][k]:.1%}" if m["skill"][k] is not None else "-"
                     for k in ("mase", "wql")
                 ),
+                _totals_cov90(m.get("intervals")),
             ]
             for name, m in payload.items()
         ]
-        names = ("method", "MASE", "WQL", "WAPE", "bias", "cov80", "skill\nMASE", "skill\nWQL")
+        names = (
+            "method", "MASE", "WQL", "WAPE", "bias", "cov80", "skill\nMASE", "skill\nWQL",
+            "cov90\nk<=14",
+        )  # fmt: skip
         # two-line headers, every cell whole (never "seasonal_…"): fits 80 columns
         table = Table(
             *(

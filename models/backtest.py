@@ -11,6 +11,9 @@ The skill reference (``reference``, default ``"seasonal_naive"``) is the *point*
 naive — every quantile equal to the value one season back — as issue 4 and most published
 WQL tables measure it (its WQL equals its WAPE); the residual-band variant is reported as
 ``seasonal_naive_band``.
+
+Every method also gets ``intervals``: the calibration of its 7/14/28-day totals
+(:func:`interval_calibration`, issue 16).
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from models.baselines import Forecaster
 from models.data import Panel
 from models.evaluation import Scorer, score
 from models.exceptions import InputError
+
+INTERVAL_KS = (7, 14, 28)
+"""Interval lengths (days) whose totals the backtest calibrates (those up to the horizon)."""
+INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95)
 
 
 @dataclass
@@ -68,11 +75,14 @@ def run_backtest(
     season: int,
     reference: str = "seasonal_naive",
     on_progress: Callable[[str], None] | None = None,
+    interval_ks: Sequence[int] = INTERVAL_KS,
 ) -> BacktestResult:
     """Rolling-origin backtest of every forecaster; ``reference`` is the skill baseline.
 
     Returns a :class:`BacktestResult` whose ``metrics[name]`` has ``mase, wql, wape, bias,
-    coverage80`` and ``skill = {"mase": 1 - mase/mase_ref, "wql": 1 - wql/wql_ref}``.
+    coverage80``, ``skill = {"mase": 1 - mase/mase_ref, "wql": 1 - wql/wql_ref}`` and
+    ``intervals`` (:func:`interval_calibration`: the calibration of the ``interval_ks``-day
+    totals; ``None`` when no interval length fits the horizon).
     """
     if panel.num_series == 0:
         raise InputError("the table has no series")
@@ -114,7 +124,35 @@ def run_backtest(
             "mase": 1.0 - out[n]["mase"] / ref["mase"] if ref["mase"] else None,
             "wql": 1.0 - out[n]["wql"] / ref["wql"] if ref["wql"] else None,
         }
+    for n in names:
+        out[n]["intervals"] = interval_calibration(forecasts[n], levels, interval_ks)
     return BacktestResult(out, forecasts, seconds)
+
+
+def interval_calibration(
+    windows: Sequence[WindowForecast], levels: Sequence[float], ks: Sequence[int] = INTERVAL_KS
+) -> dict[str, Any] | None:
+    """Calibration of one method's ``k``-day totals (``k`` up to the horizon) over its
+    backtest windows (:func:`models.intervals.backtest_interval_metrics`): the totals are
+    built from the daily quantiles with a ``rho`` fitted on the earlier half of the windows
+    and scored on the later ones; for each ``k``, the share of actual totals at or below each
+    quantile (0.5, 0.8, 0.9, 0.95) and the wQL (pinball loss) of the totals, and the same
+    for the sum of the daily quantiles (``sum_of_daily``). A point forecast (no spread) gives
+    the sum of its points at every level."""
+    from models.intervals import backtest_interval_metrics
+
+    if not windows:
+        return None
+    horizon = min(w.quantiles.shape[1] for w in windows)
+    kk = [k for k in ks if k <= horizon]
+    if not kk:
+        return None
+    try:
+        return backtest_interval_metrics(
+            [w.quantiles for w in windows], [w.actual for w in windows], levels, kk, INTERVAL_LEVELS
+        )
+    except InputError:  # e.g. no positive realised total to fit rho on
+        return None
 
 
 def _subset(panel: Panel, rows: np.ndarray) -> Panel:
@@ -132,6 +170,7 @@ def _subset(panel: Panel, rows: np.ndarray) -> Panel:
 __all__ = [
     "BacktestResult",
     "WindowForecast",
+    "interval_calibration",
     "origins_for",
     "run_backtest",
     "score",  # re-exported from models.evaluation

@@ -155,8 +155,25 @@ class Settings(BaseSettings):
     restock_review_days: float = Field(
         7.0, ge=0.0, le=365.0, description="Review period added to the lead time for restocking"
     )
+    restock_repeat_change: float = Field(
+        0.25,
+        ge=0.0,
+        le=10.0,
+        description="An open restock alert is published again when its recommended quantity "
+        "moves by at least this share of the quantity last published",
+    )
+    restock_repeat_days: int = Field(
+        3,
+        ge=1,
+        le=365,
+        description="... or when its expected stock-out date moves by at least this many days",
+    )
     pricing_windows: int = Field(
-        3, ge=1, le=365, description="Days in a row outside the 80% interval before an alert"
+        3,
+        ge=1,
+        le=365,
+        description="Days whose total demand is judged against the 80% interval of that "
+        "total (a surge above it, a slump below it)",
     )
 
     # --- Updater (fine-tune, shadow evaluation, promotion) --------------------------------

@@ -4,13 +4,17 @@
 The forecast worker calls :meth:`AlertEvaluator.evaluate` after publishing a batch's
 forecasts, for the SKUs whose window is the newest forecast for them. Per SKU:
 
-- **restock**: when its demand over lead time plus review period (at the service level)
-  exceeds stock on hand plus on order, or an alert is open, the assessment may open an
-  alert, publish it again (the recommended quantity moved by more than half) or resolve
-  it;
+- **restock**: when stock on hand plus on order is below the reorder point (the
+  service-level quantile of demand over the lead time, an interval total of
+  :mod:`models.intervals` with the model's ``interval_rho``; the order brings it up to the
+  same quantile over lead time plus review period), or an alert is open, the
+  assessment may open an alert, publish it again (the recommended quantity moved by
+  ``restock_repeat_change`` of it, or the stock-out date by ``restock_repeat_days``) or
+  resolve it;
 - **pricing**: the first window of a day evaluates the day before against what the first
-  forecast of that day expected: a surge or slump alert after ``pricing_windows`` days in
-  a row outside the 80% interval on one side, and for a promoted day a lift far off the
+  forecast of that day expected: every ``pricing_windows`` days, a surge or slump alert when
+  the block's total demand falls outside the 80% interval of that total (as the first
+  forecast of the block's first day gave it), and for a promoted day a lift far off the
   lift the model expected; then it keeps what it expects of today.
 """
 
@@ -27,13 +31,14 @@ from schemas import PricingAlert, RestockAlert, Window
 from streams.alerts.rules import (
     Deviation,
     OpenRestock,
+    RestockArrays,
+    RestockAssessment,
     alert_id,
-    assess_restock,
-    demand_over_many,
+    assess_restock_many,
     lift_off_plan,
-    persistent_deviation,
     quantile_column,
     restock_transition,
+    total_deviation,
 )
 from streams.alerts.state import (
     DayExpectation,
@@ -105,14 +110,17 @@ class AlertEvaluator:
             weights=[quantile_column(batch.model.quantile_levels, q) for q in (0.1, 0.5, 0.9)],
         )
         state, current = inputs.state, inputs.current
-        restock = self._restock_candidates(ctx, skus, quantiles, state, inputs.open_raw) & current
+        assessed = self._restock_assessments(ctx, skus, quantiles, state, inputs.open_raw)
+        restock = np.zeros(len(skus), dtype=bool) if assessed is None else assessed[0] & current
+        totals = self._total_intervals(ctx, quantiles)
         counts = AlertCounts()
         for i, sku in enumerate(skus):
             if not current[i]:
                 continue
-            if restock[i]:
+            if restock[i] and assessed is not None:
                 previous = parse_open(inputs.open_raw[i])
-                counts.restock += self._restock(ctx, sku, quantiles[i], state[sku], previous, pipe)
+                now = assessed[1].one(i, ctx.today)
+                counts.restock += self._restock(ctx, sku, now, state[sku], previous, pipe)
             expect_raw = inputs.expect_raw[i]
             if DayExpectation.is_for(expect_raw, ctx.today):
                 continue  # today's expectation is set and yesterday's was evaluated
@@ -125,14 +133,30 @@ class AlertEvaluator:
                 counts.pricing += self._promotion_lift(ctx, sku, expected, observed)
             if expected is None or expected.day != ctx.today:
                 baseline = None if baseline_median is None else float(baseline_median[i])
-                today = self._expectation(ctx, quantiles[i], state[sku], baseline)
+                today = self._expectation(ctx, quantiles[i], state[sku], baseline, totals[i])
                 pipe.hset(self.layout.day_expectations, sku, today.dump())
         return counts
 
+    def _total_intervals(self, ctx: AlertContext, quantiles: np.ndarray) -> np.ndarray:
+        """``(N, 3)``: the 0.1, 0.5 and 0.9 quantiles of each SKU's demand over the
+        ``pricing_windows`` days starting today (the interval the pricing rule judges)."""
+        from models.intervals import interval_quantiles
+
+        n = min(self.settings.pricing_windows, quantiles.shape[1])
+        return interval_quantiles(
+            quantiles, ctx.model.quantile_levels, [n], [0.1, 0.5, 0.9], ctx.model.interval_rho
+        )[:, 0, :]
+
     def _expectation(
-        self, ctx: AlertContext, values: np.ndarray, st: dict[str, Any], baseline: float | None
+        self,
+        ctx: AlertContext,
+        values: np.ndarray,
+        st: dict[str, Any],
+        baseline: float | None,
+        total: np.ndarray,
     ) -> DayExpectation:
-        """What the forecast ``values`` of a SKU say about today."""
+        """What the forecast ``values`` of a SKU say about today (and the N-day total
+        ``total`` starting today: its 0.1, 0.5 and 0.9 quantiles)."""
         day0 = values[0]
         lower, median, upper = (float(day0 @ w) for w in ctx.weights)
         promos = st["promotions"]
@@ -143,56 +167,57 @@ class AlertEvaluator:
             upper=upper,
             promotion_id=promos[0]["promotion_id"] if promos else None,
             baseline=baseline if baseline is not None and promos else median,
+            total_lower=float(total[0]),
+            total_median=float(total[1]),
+            total_upper=float(total[2]),
         )
 
-    def _restock_candidates(
+    def _restock_assessments(
         self,
         ctx: AlertContext,
         skus: list[str],
         quantiles: np.ndarray,
         state: dict[str, dict[str, Any]],
         open_raw: list[Any],
-    ) -> np.ndarray:
-        """Which SKUs can change their restock alert: those with inventory whose demand over
-        lead time plus review period exceeds their stock position (all at once, in numpy),
-        and those with an open alert (it may resolve)."""
+    ) -> tuple[np.ndarray, RestockArrays] | None:
+        """Which SKUs can change their restock alert — those with inventory whose stock
+        position is below their reorder point, and those with an open alert (it may resolve) —
+        and the assessment of every SKU with inventory (all at once, in numpy); None when
+        no SKU of the batch has inventory."""
         s = self.settings
         with_stock = np.array([state[sku]["on_hand"] is not None for sku in skus], dtype=bool)
         if not with_stock.any():
-            return with_stock
-        protection = np.array(
-            [(state[sku]["lead_time_days"] or 0.0) + s.restock_review_days for sku in skus]
+            return None
+        arrays = assess_restock_many(
+            quantiles,
+            ctx.model.quantile_levels,
+            on_hand=np.array([state[sku]["on_hand"] or 0 for sku in skus]),
+            on_order=np.array([state[sku]["on_order"] or 0 for sku in skus]),
+            lead_time_days=np.array([state[sku]["lead_time_days"] or 0.0 for sku in skus]),
+            review_period_days=s.restock_review_days,
+            service_level=s.restock_service_level,
+            rho=ctx.model.interval_rho,
         )
-        position = np.array(
-            [(state[sku]["on_hand"] or 0) + (state[sku]["on_order"] or 0) for sku in skus]
-        )
-        high = quantiles @ quantile_column(ctx.model.quantile_levels, s.restock_service_level)
-        short = demand_over_many(high, protection) > position
         is_open = np.array([raw is not None for raw in open_raw], dtype=bool)
-        return np.asarray(with_stock & (short | is_open))
+        return np.asarray(with_stock & (arrays.needs_restock | is_open)), arrays
 
     def _restock(
         self,
         ctx: AlertContext,
         sku: str,
-        values: np.ndarray,
+        assessment: RestockAssessment,
         st: dict[str, Any],
         previous: OpenRestock | None,
         pipe: Any,
     ) -> int:
         """Open, publish again or resolve the SKU's restock alert; return the alerts published."""
         s = self.settings
-        assessment = assess_restock(
-            values,
-            ctx.model.quantile_levels,
-            on_hand=st["on_hand"],
-            on_order=st["on_order"] or 0,
-            lead_time_days=st["lead_time_days"] or 0.0,
-            review_period_days=s.restock_review_days,
-            service_level=s.restock_service_level,
-            first_day=ctx.today,
+        transition = restock_transition(
+            previous,
+            assessment,
+            change_ratio=s.restock_repeat_change,
+            stockout_days=s.restock_repeat_days,
         )
-        transition = restock_transition(previous, assessment)
         if transition is None:
             return 0
         alert = RestockAlert(
@@ -227,34 +252,38 @@ class AlertEvaluator:
         history: list[Deviation],
         pipe: Any,
     ) -> int:
-        """Yesterday's demand against the interval forecast for it; a surge or slump alert
-        after ``pricing_windows`` days in a row on one side. Returns the alerts published."""
+        """Yesterday's demand joins the SKU's block of ``pricing_windows`` days; a full
+        block's total against the 80% interval of that total: a surge or slump alert outside
+        it. Returns the alerts published."""
         n = self.settings.pricing_windows
-        history.append(Deviation(observed, expected.lower, expected.median, expected.upper))
-        history = history[-n * 4 :]
-        kind = persistent_deviation(history, n)
+        history = history[-(n - 1) :] if n > 1 else []
+        history.append(
+            Deviation(observed, expected.total_lower, expected.total_median, expected.total_upper)
+        )
+        kind = total_deviation(history, n)
         published = 0
         if kind is not None:
-            recent = history[-n:]
+            first, total = history[-n], sum(d.observed for d in history[-n:])
             side = "above" if kind == "surge" else "below"
             alert = PricingAlert(
                 **ctx.header(f"pricing-{kind}", sku),
                 kind="surge" if kind == "surge" else "slump",
-                observed=[d.observed for d in recent],
-                forecast_median=[d.median for d in recent],
-                interval_lower=[d.lower for d in recent],
-                interval_upper=[d.upper for d in recent],
-                windows=len(recent),
+                observed=[total],
+                forecast_median=[first.median],
+                interval_lower=[first.lower],
+                interval_upper=[first.upper],
+                windows=n,
                 evidence=(
-                    f"daily demand {side} the 80% forecast interval for the last {len(recent)} "
-                    f"days up to {expected.day}: observed "
-                    f"{[round(d.observed, 1) for d in recent]} vs median "
-                    f"{[round(d.median, 1) for d in recent]}"
+                    f"demand over the {n} days up to {expected.day} {side} the 80% forecast "
+                    f"interval of that total: observed {total:g} (daily "
+                    f"{[round(d.observed, 1) for d in history[-n:]]}) vs median "
+                    f"{first.median:.1f}, interval {first.lower:.1f}..{first.upper:.1f}"
                 ),
             )
             self.publish(self.settings.topic_alerts_pricing, sku, alert.to_json())
             published = 1
-            history = []  # the evidence is reported; count afresh
+        if len(history) >= n:
+            history = []  # the block is judged; the next one starts tomorrow
         pipe.hset(self.layout.deviations, sku, dump_deviations(history))
         return published
 

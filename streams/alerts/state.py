@@ -7,13 +7,14 @@ Three hashes with one field per SKU (keys named by :class:`streams.store.keys.Ke
   none; :func:`dump_open` / :func:`parse_open`). Written when an alert opens or is
   published again, deleted when it resolves.
 - ``{p}:fc:expect`` (``day_expectations``): what the first forecast of a day said about that
-  day, a :class:`DayExpectation` as JSON with ``day`` first (:meth:`DayExpectation.dump`).
+  day and the N-day total starting it, a :class:`DayExpectation` as JSON with ``day`` first
+  (:meth:`DayExpectation.dump`).
   Written by the first window of each day; the next day's first window compares it with
   the day's demand.
-- ``{p}:fc:deviations`` (``deviations``): the SKU's recent days against their forecast
-  interval, ``"observed,lower,median,upper"`` per day, oldest first, joined by ``;``
-  (:func:`dump_deviations` / :func:`parse_deviations`); emptied when a pricing alert
-  reports them.
+- ``{p}:fc:deviations`` (``deviations``): the SKU's days of the current pricing block,
+  ``"observed,lower,median,upper"`` per day (the day's demand and the interval of the N-day
+  total starting that day), oldest first, joined by ``;`` (:func:`dump_deviations` /
+  :func:`parse_deviations`); emptied when the block's total is judged.
 
 Every reader takes the raw value Redis returns (bytes, str or None for a missing field).
 """
@@ -81,6 +82,12 @@ class DayExpectation:
     upper: float
     promotion_id: str | None = None
     baseline: float = 0.0
+    total_lower: float = 0.0
+    total_median: float = 0.0
+    total_upper: float = 0.0
+    """The 80% interval and median of the total demand over the ``pricing_windows`` days
+    starting with this day (the pricing rule on totals); 0 in an expectation written before
+    it existed."""
 
     @property
     def expected_lift(self) -> float:

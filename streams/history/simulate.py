@@ -6,15 +6,21 @@ plus on order falls below the mean demand over lead time plus review period, an 
 ``order_days`` of mean demand is placed and arrives ``lead_time_days`` later. Each change
 becomes an :class:`~schemas.InventoryEvent` one second after the order that caused it, so
 the events interleave with the orders in event time.
+
+:func:`simulate_replenishment` is the decision benchmark's simulation (``demandcast bench
+restock``): daily stock of many SKUs at once, ordered as the restock rules recommend.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from schemas import InventoryEvent, OrderEvent
+from streams.alerts.rules import RestockArrays, material_change
 from streams.store.keys import DAY_MS
 
 
@@ -91,3 +97,134 @@ def simulate_inventory(
         emit(order.sku, t + 1000, stock)
     events.sort(key=lambda pair: pair[0])
     return events
+
+
+# --- replenishment driven by restock decisions (the decision benchmark) -------------------
+
+
+Decide = Callable[[int, np.ndarray, np.ndarray], RestockArrays]
+"""``decide(day, on_hand, on_order)``: the restock assessment of every SKU at the start of
+``day`` (before its demand), from what was known before it."""
+
+
+@dataclass(frozen=True)
+class ReplenishmentRules:
+    """The stated assumptions of the decision simulation (SIMULATED stock)."""
+
+    lead_time_days: int = 7
+    """An order placed at the start of day ``t`` is on hand from the start of ``t + lead``
+    (at least 1)."""
+    repeat_change: float = 0.25
+    repeat_days: int = 3
+
+
+@dataclass
+class ReplenishmentResult:
+    """Daily stock of a decision simulation, ``(N, D)`` arrays, and its counts."""
+
+    on_hand: np.ndarray
+    """End-of-day stock on hand."""
+    demand: np.ndarray
+    sold: np.ndarray
+    orders: int
+    alerts: int
+    """Restock alerts published: opened, plus open ones published again on a material
+    change (:func:`streams.alerts.rules.material_change`); resolutions not counted."""
+    rules: ReplenishmentRules
+    arrivals: list[list[int]]
+    """Per SKU, the days orders arrived (within the simulated days)."""
+
+    def cycle_stockouts(self) -> list[bool]:
+        """Whether each replenishment cycle had a stock-out. A SKU's cycle ends when an order
+        arrives and starts at the previous arrival (or day 0): a stock-out in it means that
+        order came too late. The open cycle after the last arrival counts only if it already
+        had a stock-out (a failure its replenishment cannot undo)."""
+        lost = self.demand - self.sold > 1e-9
+        out: list[bool] = []
+        for i in range(lost.shape[0]):
+            start = 0
+            for arrival in self.arrivals[i]:
+                out.append(bool(lost[i, start:arrival].any()))
+                start = arrival
+            if lost[i, start:].any():
+                out.append(True)
+        return out
+
+    def summary(self) -> dict[str, float | int]:
+        """Cycle service level, fill rate, average stock (units and days of mean demand),
+        stock-out days (SKU-days with demand left unmet), orders, alerts per SKU per month."""
+        n, days = self.demand.shape
+        cycles = np.asarray(self.cycle_stockouts(), dtype=bool)
+        total = float(self.demand.sum())
+        mean_daily = total / (n * days) if n and days else 0.0
+        avg_units = float(self.on_hand.mean()) if self.on_hand.size else 0.0
+        months = days / 30.4375
+        return {
+            "service_level": float(1.0 - cycles.mean()) if cycles.size else float("nan"),
+            "cycles": int(cycles.size),
+            "fill_rate": float(self.sold.sum()) / total if total > 0 else float("nan"),
+            "avg_on_hand_units": avg_units,
+            "avg_on_hand_days": avg_units / mean_daily if mean_daily > 0 else float("nan"),
+            "stockout_days": int((self.demand - self.sold > 1e-9).sum()),
+            "orders": self.orders,
+            "alerts": self.alerts,
+            "alerts_per_sku_month": self.alerts / (n * months) if n and months else 0.0,
+        }
+
+
+def simulate_replenishment(
+    demand: np.ndarray, opening: np.ndarray, decide: Decide, rules: ReplenishmentRules
+) -> ReplenishmentResult:
+    """Simulated stock of ``N`` SKUs over ``D`` days of real ``demand`` ``(N, D)``, ordered
+    as the restock decisions recommend: SIMULATED, the logs have no stock.
+
+    Each day: arrivals due that day join stock on hand; ``decide`` assesses every SKU; the
+    alert memory opens, repeats (material change) or resolves its alert as the forecast
+    worker's does; every SKU that needs a restock orders the recommended quantity (the
+    planner acts on the alert), arriving ``lead_time_days`` later; then the day's demand
+    sells from stock, and what stock cannot meet is lost. (The review period is in the
+    decisions: the order-up-to level covers it.)
+    """
+    demand = np.clip(np.asarray(demand, dtype=float), 0.0, None)
+    n, days = demand.shape
+    lead = int(rules.lead_time_days)
+    if lead < 1:
+        raise ValueError(f"the simulation needs a lead time of at least 1 day, got {lead}")
+    stock = np.asarray(opening, dtype=float).copy()
+    on_order = np.zeros(n)
+    arrivals = np.zeros((n, days + lead + 1))
+    is_open = np.zeros(n, dtype=bool)
+    open_qty = np.zeros(n, dtype=np.int64)
+    open_day = np.full(n, -1, dtype=np.int64)
+    on_hand = np.zeros((n, days))
+    sold = np.zeros((n, days))
+    orders = alerts = 0
+    for t in range(days):
+        stock += arrivals[:, t]
+        on_order -= arrivals[:, t]
+        a = decide(t, stock.copy(), on_order.copy())
+        offset = a.stockout_offset()
+        day = np.where(offset < 0, -1, t + offset)
+        needs = np.asarray(a.needs_restock, dtype=bool)
+        changed = material_change(
+            open_qty,
+            open_day,
+            a.recommended_order_qty,
+            day,
+            change_ratio=rules.repeat_change,
+            stockout_days=rules.repeat_days,
+        )
+        publish = needs & (~is_open | changed)
+        alerts += int(publish.sum())
+        open_qty = np.where(publish, a.recommended_order_qty, open_qty)
+        open_day = np.where(publish, day, open_day)
+        is_open = needs
+        qty = np.where(needs, a.recommended_order_qty, 0).astype(float)
+        orders += int((qty > 0).sum())
+        arrivals[:, t + lead] += qty
+        on_order += qty
+        sold[:, t] = np.minimum(stock, demand[:, t])
+        stock -= sold[:, t]
+        on_hand[:, t] = stock
+    arrived = [np.flatnonzero(arrivals[i, :days] > 0).tolist() for i in range(n)]
+    return ReplenishmentResult(on_hand, demand, sold, orders, alerts, rules, arrived)

@@ -24,6 +24,9 @@ from models.exceptions import CovariateError
 log = logging.getLogger(__name__)
 
 BASELINE_VERSION = "baseline-seasonal-quantiles"
+BASELINE_INTERVAL_RHO = 0.40
+"""The per-weekday empirical quantiles' own rho, fitted by pinball loss of the 7/14/28-day
+totals on the UCI backtest (``docs/intervals.md``, ``seasonal_quantiles``)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ class ServingModel:
     known: tuple[str, ...] = ()
     needs_fit: bool = False
     """Baselines are fitted on the history of each batch before predicting."""
+    interval_rho: float = 0.35
+    """Dependence between days of the interval totals restock decisions use
+    (:mod:`models.intervals`): the version's stored ``interval_dependence``, else
+    ``DEFAULT_DEPENDENCE``."""
 
     def predict(self, panel: Any, future_known: dict[str, np.ndarray] | None) -> np.ndarray:
         """Quantiles ``(N, horizon, Q)``."""
@@ -67,6 +74,7 @@ def baseline_model(context_length: int = 56, horizon: int = 28) -> ServingModel:
         context_length=context_length,
         horizon=horizon,
         needs_fit=True,
+        interval_rho=BASELINE_INTERVAL_RHO,
     )
 
 
@@ -100,7 +108,18 @@ def load_version(
         context_length=int(config.context_length),
         horizon=int(config.prediction_length),
         known=tuple(config.known_covariates or ()),
+        interval_rho=interval_rho(registry.metadata(version)),
     )
+
+
+def interval_rho(metadata: dict[str, Any]) -> float:
+    """The ``rho`` a version's metadata stores (``interval_dependence``), else the default."""
+    from models.intervals import DEFAULT_DEPENDENCE, IntervalDependence
+
+    stored = metadata.get("interval_dependence")
+    if not stored:
+        return DEFAULT_DEPENDENCE.rho
+    return IntervalDependence.from_dict(stored).rho
 
 
 class ModelHolder:

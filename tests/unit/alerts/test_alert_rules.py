@@ -71,6 +71,7 @@ def test_restock_fires_when_stock_is_below_demand_over_lead_time() -> None:
         review_period_days=2,
         service_level=0.9,
         first_day=date(2011, 6, 1),
+        policy="sum_of_daily_quantiles",
     )
     assert low.needs_restock
     assert low.demand_over_lead_time == pytest.approx(70.0)
@@ -86,6 +87,7 @@ def test_restock_fires_when_stock_is_below_demand_over_lead_time() -> None:
         review_period_days=2,
         service_level=0.9,
         first_day=date(2011, 6, 1),
+        policy="sum_of_daily_quantiles",
     )
     assert not ok.needs_restock and ok.recommended_order_qty == 0
 
@@ -101,6 +103,7 @@ def test_days_of_cover_follow_the_mean_when_the_median_is_zero() -> None:
         review_period_days=2,
         service_level=0.9,
         first_day=date(2011, 6, 1),
+        policy="sum_of_daily_quantiles",
     )
     assert a.days_of_cover == pytest.approx(10.0)
     assert a.expected_stockout_date == date(2011, 6, 11)
@@ -109,7 +112,11 @@ def test_days_of_cover_follow_the_mean_when_the_median_is_zero() -> None:
 def test_restock_alert_opens_once_repeats_on_change_and_resolves() -> None:
     values = _flat(0.0, 5.0, 10.0)
     kwargs = dict(
-        lead_time_days=5, review_period_days=2, service_level=0.9, first_day=date(2011, 6, 1)
+        lead_time_days=5,
+        review_period_days=2,
+        service_level=0.9,
+        first_day=date(2011, 6, 1),
+        policy="sum_of_daily_quantiles",
     )
     short = assess_restock(values, LEVELS, on_hand=30, on_order=10, **kwargs)  # type: ignore[arg-type]
     assert restock_transition(None, short) == "open"

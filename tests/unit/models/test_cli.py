@@ -99,6 +99,8 @@ def test_train_model_commands(app: typer.Typer, table: Path, tmp_path: Path) -> 
     shown = json.loads(run(app, ["model", "show", "v0002"]).stdout)
     assert shown["metadata"]["parent_version"] == "v0001"
     assert shown["metadata"]["training_data"]["num_series"] == 6
+    dependence = shown["metadata"]["interval_dependence"]  # the default, said so
+    assert dependence == {"rho": 0.35, "kind": "equicorrelation", "source": "default"}
     assert run(app, ["model", "promote", "v0002"]).exit_code == 0
     assert "* v0002" in run(app, ["model", "list"]).output
     assert run(app, ["model", "rollback"]).exit_code == 0
@@ -149,8 +151,12 @@ def test_backtest_json(app: typer.Typer, table: Path, tmp_path: Path) -> None:
         "transformer",
     }
     for m in out.values():
-        assert set(m) == {"mase", "wql", "wape", "bias", "coverage80", "skill"}
+        assert set(m) == {"mase", "wql", "wape", "bias", "coverage80", "skill", "intervals"}
         assert np.isfinite([m["mase"], m["wql"], m["wape"], m["bias"], m["coverage80"]]).all()
+        totals = m["intervals"]["totals"]  # horizon 7: only the 7-day totals
+        assert set(totals) == {"7"}
+        assert set(totals["7"]["coverage"]) == {"0.5", "0.8", "0.9", "0.95"}
+        assert 0.0 <= totals["7"]["coverage"]["0.9"] <= 1.0 and totals["7"]["wql"] >= 0.0
     assert out["seasonal_naive"]["skill"] == {"mase": 0.0, "wql": 0.0}
     sm = out["transformer"]["skill"]["mase"]
     assert sm == pytest.approx(1 - out["transformer"]["mase"] / out["seasonal_naive"]["mase"])
