@@ -66,3 +66,13 @@ def test_panels_use_the_provisioned_datasource() -> None:
         assert panel["datasource"]["uid"] in uids
     providers = yaml.safe_load((provisioning / "dashboards" / "demandcast.yml").read_text())
     assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_every_exported_metric_is_documented() -> None:
+    from streams.observability.metrics import PROCESS_METRICS
+
+    doc = (REPO / "docs" / "operating.md").read_text()
+    for cls in PROCESS_METRICS:
+        for family in cls().registry.collect():
+            name = family.name + ("_total" if family.type == "counter" else "")
+            assert f"`{name}`" in doc, f"{name} is missing from docs/operating.md"
