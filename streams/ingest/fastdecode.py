@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -182,7 +183,10 @@ def _construct(
     return obj
 
 
-_BUILDERS = {OrderEvent: _order, ClickEvent: _click}
+_BUILDERS: dict[type[Event], Callable[[dict[str, Any]], Event | None]] = {
+    OrderEvent: _order,
+    ClickEvent: _click,
+}
 
 
 def fast_decode(model: type[Event], raw: bytes) -> Event | None:
