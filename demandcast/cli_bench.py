@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -38,7 +38,7 @@ def bench_restock_cmd(
         Path, typer.Option("--report-dir", help="The demo's report directory (training table)")
     ] = Path("reports/demo"),
     lead_time: Annotated[
-        int, typer.Option("--lead-time", min=0, help="Simulated lead time in days")
+        int, typer.Option("--lead-time", min=1, help="Simulated lead time in days")
     ] = 7,
     review_days: Annotated[
         int | None,
@@ -57,17 +57,21 @@ def bench_restock_cmd(
     # measured on 2 busy cores); numpy is not imported yet when the command starts
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    from demandcast.demo import DemoOptions
     from streams.bench.ingest import DEFAULT_LOG
     from streams.bench.restock import RestockBenchOptions, bench_restock
 
+    settings = _get_settings[0]()
+    demo = DemoOptions(log=log or DEFAULT_LOG, report_dir=report_dir)
+    model, skus = demo_model(settings, demo)
     opts = RestockBenchOptions(
-        log=log or DEFAULT_LOG,
-        report_dir=report_dir,
+        log=demo.log,
+        split=demo.split,
         lead_time_days=lead_time,
         review_days=review_days,
         cache=cache or report_dir / "data" / "bench_restock_forecasts.npz",
     )
-    report = bench_restock(_get_settings[0](), opts)
+    report = bench_restock(settings, opts, model, skus)
     if as_json:
         print(json.dumps(report))
         return
@@ -81,3 +85,32 @@ def bench_restock_cmd(
         )
     console.print(f"calibration (share of totals <= quantile): {report['calibration']}")
     console.print(f"targets: {report['targets']}")
+
+
+def demo_model(settings: Settings, demo: Any) -> tuple[Any, list[str]]:
+    """The model the demo trains (reused from the registry when one was trained on the same
+    table with the same steps, else trained now by the demo's own step, which promotes it)
+    and the training table's SKUs."""
+    from demandcast.demo import DemoRun, prepare_model
+    from models.data import read_long_table
+    from models.registry import ModelRegistry
+    from streams.serving.model_holder import load_version
+
+    path = demo.report_dir / "data" / f"train_until_{demo.split.date()}_top{demo.top}.csv"
+    table = read_long_table(path, "D") if path.exists() else None
+    registry = ModelRegistry(settings.model_registry)
+    version = None
+    if table is not None:
+        fingerprint = table.fingerprint()
+        for info in reversed(registry.list()):
+            meta = registry.metadata(info.version)
+            same = meta.get("training_data", {}).get("fingerprint") == fingerprint
+            if same and meta.get("demo_steps") == demo.train_steps:
+                version = info.version
+                break
+    if version is None:
+        run = DemoRun()
+        table = prepare_model(settings, demo, console, run)
+        version = run.model_version
+    assert table is not None
+    return load_version(settings.model_registry, version, "cpu"), list(table.series_ids)

@@ -52,11 +52,7 @@ achieved service level is interpolated between runs)."""
 @dataclass(frozen=True)
 class RestockBenchOptions:
     log: Path
-    report_dir: Path = Path("reports/demo")
-    """Where the demo keeps its training table (reused when present)."""
     split: datetime = datetime(2011, 9, 1, tzinfo=UTC)
-    top: int = 500
-    train_steps: int = 600
     lead_time_days: int = 7
     review_days: int | None = None
     """Review period in days (default: the ``restock_review_days`` setting)."""
@@ -101,44 +97,6 @@ def _daily_history(opts: RestockBenchOptions, skus: list[str]) -> tuple[np.ndarr
     return units, panel.index
 
 
-def _serving_model(settings: Settings, opts: RestockBenchOptions) -> tuple[Any, list[str]]:
-    """The model the demo trains (reused from the registry when one was trained on the same
-    table, else trained now by the demo's own step) and the training table's SKUs."""
-    from rich.console import Console
-
-    from demandcast.demo import DemoOptions, DemoRun, prepare_model
-    from models.registry import ModelRegistry
-    from streams.serving.model_holder import load_version
-
-    demo = DemoOptions(
-        log=opts.log, report_dir=opts.report_dir, split=opts.split, top=opts.top,
-        train_steps=opts.train_steps,
-    )  # fmt: skip
-    registry = ModelRegistry(settings.model_registry)
-    table = _training_table(demo)
-    version = None
-    if table is not None:
-        for info in reversed(registry.list()):
-            meta = registry.metadata(info.version)
-            same = meta.get("training_data", {}).get("fingerprint") == table.fingerprint()
-            if same and meta.get("demo_steps") == opts.train_steps:
-                version = info.version
-                break
-    if version is None:
-        run = DemoRun()
-        table = prepare_model(settings, demo, Console(stderr=True), run)
-        version = run.model_version
-    assert table is not None
-    return load_version(settings.model_registry, version, "cpu"), list(table.series_ids)
-
-
-def _training_table(demo: Any) -> Any:
-    from models.data import read_long_table
-
-    path = demo.report_dir / "data" / f"train_until_{demo.split.date()}_top{demo.top}.csv"
-    return read_long_table(path, "D") if path.exists() else None
-
-
 def _forecasts(model: Any, history: np.ndarray, index: Any, start: int) -> np.ndarray:
     """The model's forecast at the start of every day from ``start`` on, from the context
     window before it, as the forecast worker builds it (``observed`` from the first sale)."""
@@ -165,11 +123,9 @@ def _forecasts(model: Any, history: np.ndarray, index: Any, start: int) -> np.nd
     return np.stack(out)
 
 
-def load_replay(settings: Settings, opts: RestockBenchOptions) -> Replay:
-    """The replay's demand and the model's daily forecasts (from ``opts.cache`` when it
-    holds them for the same model version and SKUs)."""
-    t0 = time.perf_counter()
-    model, skus = _serving_model(settings, opts)
+def load_replay(opts: RestockBenchOptions, model: Any, skus: list[str]) -> Replay:
+    """The replay's demand of ``skus`` and the serving ``model``'s daily forecasts (from
+    ``opts.cache`` when it holds them for the same model version and SKUs)."""
     t1 = time.perf_counter()
     history, index = _daily_history(opts, skus)
     start = int(np.searchsorted(index, np.datetime64(opts.split.replace(tzinfo=None))))
@@ -197,7 +153,7 @@ def load_replay(settings: Settings, opts: RestockBenchOptions) -> Replay:
         rho=float(model.interval_rho),
         version=model.version,
         first_day=str(index[start].date()),
-        timings={"model_s": t1 - t0, "log_s": t2 - t1, "forecasts_s": t3 - t2},
+        timings={"log_s": t2 - t1, "forecasts_s": t3 - t2},
     )
 
 
@@ -349,10 +305,13 @@ def pricing_alerts(replay: Replay, windows: int) -> dict[str, float]:
 # --- the benchmark --------------------------------------------------------------------------
 
 
-def bench_restock(settings: Settings, opts: RestockBenchOptions) -> dict[str, Any]:
-    """Run the decision backtest; return the JSON report."""
+def bench_restock(
+    settings: Settings, opts: RestockBenchOptions, model: Any, skus: list[str]
+) -> dict[str, Any]:
+    """Run the decision backtest of the serving ``model`` (a
+    :class:`~streams.serving.model_holder.ServingModel`) on ``skus``; return the report."""
     t0 = time.perf_counter()
-    replay = load_replay(settings, opts)
+    replay = load_replay(opts, model, skus)
     lead = opts.lead_time_days
     review = round(settings.restock_review_days) if opts.review_days is None else opts.review_days
     level = settings.restock_service_level

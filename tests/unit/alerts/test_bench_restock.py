@@ -1,0 +1,53 @@
+"""The restock bench's policies, calibration and pricing count on a synthetic replay whose
+forecasts are exact (every quantile the day's demand): known answers throughout."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streams.bench.restock import Replay, calibration, model_policy, pricing_alerts
+from streams.history.simulate import ReplenishmentRules, simulate_replenishment
+
+LEVELS = [0.1, 0.5, 0.9]
+
+
+def exact_replay(days: int = 28, rate: float = 2.0, n: int = 3) -> Replay:
+    before = 60
+    history = np.full((n, before + days), rate)
+    quantiles = np.full((days, n, 28, len(LEVELS)), rate, dtype=np.float32)
+    return Replay(
+        skus=[f"s{i}" for i in range(n)],
+        demand=history[:, before:],
+        history=history,
+        start=before,
+        quantiles=quantiles,
+        levels=LEVELS,
+        rho=0.35,
+        version="test",
+        first_day="2011-09-01",
+    )
+
+
+def test_exact_forecasts_order_a_review_period_of_demand_every_review_period() -> None:
+    # 2/day, lead 7, review 7: reorder point 2 * (7 + 1) = 16, order-up-to 28. From 28 on
+    # hand the position is 14 < 16 at the start of day 7, 14 and 21: orders of 14, each
+    # arriving as the stock runs out; never short.
+    replay = exact_replay()
+    decide = model_policy(replay, 7, 7, 0.9, "model")
+    res = simulate_replenishment(
+        replay.demand, np.full(3, 28.0), decide, ReplenishmentRules(lead_time_days=7)
+    )
+    s = res.summary()
+    assert s["orders"] == 3 * 3 and res.arrivals == [[14, 21]] * 3
+    assert s["fill_rate"] == 1.0 and s["stockout_days"] == 0 and s["service_level"] == 1.0
+    assert s["alerts"] == 9  # one per order
+
+
+def test_exact_forecasts_cover_every_total_and_raise_no_pricing_alert() -> None:
+    replay = exact_replay()
+    cal = calibration(replay)
+    assert set(cal["model"]) == {"7", "14", "28"}
+    assert all(v == 1.0 for k in cal["model"].values() for v in k.values())
+    counts = pricing_alerts(replay, 3)
+    assert counts["totals_rule_per_sku_month"] == 0.0
+    assert counts["days_in_a_row_rule_per_sku_month"] == 0.0
