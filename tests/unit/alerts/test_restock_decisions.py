@@ -13,6 +13,7 @@ from streams.alerts.rules import (
     MAX_COVER_DAYS,
     Deviation,
     OpenRestock,
+    RestockAssessment,
     assess_restock,
     assess_restock_many,
     days_until_cumulative,
@@ -34,7 +35,7 @@ def intermittent(n: int = 5, horizon: int = 28, seed: int = 0) -> np.ndarray:
     return np.repeat(scale * ramp * 4.0, horizon, axis=1)
 
 
-def assess(values: np.ndarray, **kw: object) -> object:
+def assess(values: np.ndarray, **kw: object) -> RestockAssessment:
     args: dict[str, object] = dict(
         on_hand=10,
         on_order=0,
