@@ -277,8 +277,10 @@ def test_pricing_alerts_for_a_surge_and_a_promotion_lift_off_plan(
     kinds = Counter(a.kind for a in alerts)
     assert kinds == {"promo_lift_off_plan": 2, "surge": 1}
     surge = next(a for a in alerts if a.kind == "surge")
-    assert surge.observed == [41.0, 41.0] and surge.windows == 2
-    assert all(o > u for o, u in zip(surge.observed, surge.interval_upper, strict=True))
+    # judged on the 2-day total (issue 16): the block holding day 60 or 61, 11 + 41 or
+    # 41 + 41 units, above the 80% interval of the 2-day total
+    assert surge.observed in ([52.0], [82.0]) and surge.windows == 2
+    assert surge.observed[0] > surge.interval_upper[0]
     for lift in (a for a in alerts if a.kind == "promo_lift_off_plan"):
         assert lift.promotion_id == "SPRING"
         assert lift.expected_lift == 0.0  # the baseline model takes no promotion input
