@@ -45,6 +45,13 @@ Gpt2PathOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (reproducible on CPU)")]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch CPU threads (0: torch default)")]
+CalibrateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--calibrate/--no-calibrate",
+        help="Calibrate the quantile levels on the validation windows (models/calibration.py)",
+    ),
+]
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -75,6 +82,7 @@ class ModelOptions(NamedTuple):
     gpt2_path: Path | None
     seed: int
     threads: int
+    calibrate: bool = False
 
 
 def _build_forecaster(
@@ -83,7 +91,7 @@ def _build_forecaster(
     from models.config import DemandcastConfig
     from models.pipeline import TrainingConfig, TransformerForecaster
 
-    steps, context, backbone, gpt2_path, seed, threads = opts
+    steps, context, backbone, gpt2_path, seed, threads, calibrate = opts
     patch = _patch_for(freq)
     ctx = context or _default_context(freq, horizon, patch)
     extra: dict[str, Any] = {}
@@ -107,7 +115,7 @@ def _build_forecaster(
         season_length={"D": 7, "W": 52, "H": 24}.get(freq.upper(), 1),
         **extra,
     )
-    training = TrainingConfig(steps=steps, seed=seed, num_threads=threads)
+    training = TrainingConfig(steps=steps, seed=seed, num_threads=threads, calibrate=calibrate)
     return TransformerForecaster(
         config, training, device=getattr(settings, "device", "auto"), known=known, static=static
     )
@@ -262,6 +270,7 @@ def train(
     gpt2_path: Gpt2PathOpt = None,
     seed: SeedOpt = 0,
     threads: ThreadsOpt = 0,
+    calibrate: CalibrateOpt = False,
     promote: Annotated[
         bool | None,
         typer.Option(
@@ -278,7 +287,7 @@ def train(
     settings = _settings()
     try:
         panel = read_long_table(data, freq, _split(known), _split(static))
-        opts = ModelOptions(steps, context, backbone, gpt2_path, seed, threads)
+        opts = ModelOptions(steps, context, backbone, gpt2_path, seed, threads, calibrate)
         f = _build_forecaster(settings, freq, horizon, _split(known), _split(static), opts)
         seconds = _progress_fit(f, panel, horizon, "training")
         reg = ModelRegistry(registry_dir(registry))
@@ -333,6 +342,7 @@ def backtest(
     gpt2_path: Gpt2PathOpt = None,
     seed: SeedOpt = 0,
     threads: ThreadsOpt = 0,
+    calibrate: CalibrateOpt = False,
     no_model: Annotated[bool, typer.Option("--no-model", help="Baselines only")] = False,
     promoted_column: Annotated[
         str | None,
@@ -353,7 +363,7 @@ def backtest(
         panel = read_long_table(data, freq, _split(known), _split(static))
         methods: list[Any] = []
         if not no_model:
-            opts = ModelOptions(steps, context, backbone, gpt2_path, seed, threads)
+            opts = ModelOptions(steps, context, backbone, gpt2_path, seed, threads, calibrate)
             methods.append(
                 _build_forecaster(settings, freq, horizon, _split(known), _split(static), opts)
             )

@@ -51,6 +51,9 @@ class DemandcastConfig(PretrainedConfig):
             ``context_length // season_length``.
         open_rate: per season position, the share of periods the shop sold anything.
         holiday_open_rate: the same share on public holidays.
+        read_levels: per quantile level, the level of the network's quantile function to
+            read so that the output covers what it says (fitted on the validation windows,
+            :mod:`models.calibration`); ``None``: read the levels as they are.
     """
 
     model_type = "demandcast_forecaster"
@@ -79,6 +82,7 @@ class DemandcastConfig(PretrainedConfig):
     holiday_country: str | None = "GB"
     open_rate: list[float] | None = None
     holiday_open_rate: float | None = None
+    read_levels: list[float] | None = None
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs: Any) -> None:

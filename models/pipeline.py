@@ -352,6 +352,10 @@ class TransformerForecaster:
                 )
                 q = self._run(run, model, batch)
                 out[rows[:n]] = q[:n, :h].float().cpu().numpy()
+        if c.read_levels is not None:
+            from models.calibration import apply_levels
+
+            out = apply_levels(out, c.quantile_levels, c.read_levels)
         return out
 
     def warm_up(self) -> float:
