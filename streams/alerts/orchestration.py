@@ -112,7 +112,16 @@ class AlertEvaluator:
         state, current = inputs.state, inputs.current
         assessed = self._restock_assessments(ctx, skus, quantiles, state, inputs.open_raw)
         restock = np.zeros(len(skus), dtype=bool) if assessed is None else assessed[0] & current
-        totals = self._total_intervals(ctx, quantiles)
+        # the interval of the N-day total only where today's expectation is still to be set
+        # (a SKU's first window of the day): every later window of the day skips it
+        fresh = [
+            i
+            for i in range(len(skus))
+            if current[i] and not DayExpectation.is_for(inputs.expect_raw[i], ctx.today)
+        ]
+        totals = np.zeros((len(skus), 3))
+        if fresh:
+            totals[fresh] = self._total_intervals(ctx, quantiles[fresh])
         counts = AlertCounts()
         for i, sku in enumerate(skus):
             if not current[i]:
