@@ -27,6 +27,7 @@ from rich.live import Live
 from rich.table import Table
 
 from streams.settings import Settings
+from streams.store.keys import layout_of
 
 if TYPE_CHECKING:
     from models.data import Panel
@@ -250,9 +251,9 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
             settings, events, opts.speed, procs, client, console
         )
         run.stream_stats = {
-            k: int(v) for k, v in _stats(client, f"{settings.redis_prefix}:stats", {}).items()
+            k: int(v) for k, v in _stats(client, layout_of(settings).stats, {}).items()
         }
-        run.forecaster_stats = _stats(client, f"{settings.redis_prefix}:fc:stats", {})
+        run.forecaster_stats = _stats(client, layout_of(settings).forecaster_stats, {})
     finally:
         for proc in procs:
             proc.stop()
@@ -279,7 +280,7 @@ def _replay_live(
     from streams.history.replay import produce_events
     from streams.serving.lag import forecaster_lag
 
-    before = _stats(client, f"{settings.redis_prefix}:stats", {})
+    before = _stats(client, layout_of(settings).stats, {})
     base = sum(int(before.get(k, 0)) for k in ("events", "duplicates", "dead_letters"))
     forecasting = len(procs) > 1
     produced = [0]
@@ -306,8 +307,8 @@ def _replay_live(
                 proc.check()
             if failure:
                 raise failure[0]
-            stream = _stats(client, f"{settings.redis_prefix}:stats", stream)
-            fc = _stats(client, f"{settings.redis_prefix}:fc:stats", fc)
+            stream = _stats(client, layout_of(settings).stats, stream)
+            fc = _stats(client, layout_of(settings).forecaster_stats, fc)
             if producer.is_alive():
                 replay_seconds = time.monotonic() - t0
             rate = produced[0] / replay_seconds if replay_seconds else 0.0

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from models.data import Panel
+from streams.serving.planning import day_floor
 from streams.store.keys import KeyLayout
-from streams.store.reader import FeatureReader
+from streams.store.reader import FeatureReader, skus_under
 from updater.exceptions import NotEnoughHistoryError
 
 DAY = timedelta(days=1)
@@ -38,18 +39,9 @@ def event_time(client: Any, layout: KeyLayout, topic: str) -> datetime | None:
     return datetime.fromtimestamp(min(marks) / 1000, tz=UTC) if marks else None
 
 
-def day_floor(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
 def store_skus(client: Any, layout: KeyLayout) -> list[str]:
     """Every SKU with a daily series in the store (``{p}:dy:{sku}:{YYYY}``), sorted."""
-    prefix = layout.daily_series_prefix
-    skus = set()
-    for key in client.scan_iter(match=f"{prefix}*", count=5000):
-        name = key.decode() if isinstance(key, bytes) else key
-        skus.add(name[len(prefix) :].rpartition(":")[0])
-    return sorted(skus)
+    return sorted(skus_under(client, layout.daily_series_prefix))
 
 
 def price_rel(units: np.ndarray, revenue: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import pandas as pd
 from schemas import ClickEvent, Event, OrderEvent
 from streams.settings import Settings
 from streams.store.keys import DAY_MS, HOUR_MS, METRICS, KeyLayout, layout_of
-from streams.store.reader import FeatureReader
+from streams.store.reader import FeatureReader, skus_under
 
 _CLICK_COLUMNS = {"view": "views", "cart": "carts", "purchase": "purchases"}
 
@@ -176,12 +176,7 @@ def _to_milli_array(values: np.ndarray, metrics: tuple[str, ...]) -> np.ndarray:
 
 def store_skus(client: Any, layout: KeyLayout) -> set[str]:
     """Every SKU with a daily bucket key in the store (SCAN)."""
-    head = layout.daily_prefix
-    skus = set()
-    for raw in client.scan_iter(match=f"{head}*", count=5000):
-        key = raw.decode()
-        skus.add(key[len(head) : key.rindex(":")])
-    return skus
+    return skus_under(client, layout.daily_prefix)
 
 
 def check_log(

@@ -357,6 +357,16 @@ class FeatureReader:
         return {k.decode(): int(v) for k, v in self.client.hgetall(self.layout.stats).items()}
 
 
+def skus_under(client: Any, prefix: str) -> set[str]:
+    """The SKUs of every key ``{prefix}{sku}:{suffix}`` in the store (SCAN), e.g. the daily
+    buckets' or the daily series' prefix of :class:`KeyLayout`."""
+    skus = set()
+    for raw in client.scan_iter(match=f"{prefix}*", count=5000):
+        key = raw.decode() if isinstance(raw, bytes) else raw
+        skus.add(key[len(prefix) :].rpartition(":")[0])
+    return skus
+
+
 def _utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 

@@ -15,6 +15,7 @@ import redis
 
 from streams.settings import Settings
 from streams.stack.processes import ChildProcess
+from streams.store.keys import layout_of
 
 
 @contextmanager
@@ -47,7 +48,7 @@ def wait_for(
 def stats(settings: Settings) -> dict[str, int]:
     client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     try:
-        raw = client.hgetall(f"{settings.redis_prefix}:stats")
+        raw = client.hgetall(layout_of(settings).stats)
     finally:
         client.close()
     return {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in raw.items()}

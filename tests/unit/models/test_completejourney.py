@@ -30,16 +30,7 @@ def _tables() -> dict[str, pd.DataFrame]:
     rows.append((7, 300, 13, 1, 0, 0.0, 0.0, pd.Timestamp("2017-03-02 09:00")))
     tx = pd.DataFrame(
         rows,
-        columns=[
-            "household_id",
-            "store_id",
-            "basket_id",
-            "product_id",
-            "quantity",
-            "sales_value",
-            "retail_disc",
-            "transaction_timestamp",
-        ],
+        columns=list(cj.TRANSACTION_COLUMNS),
     )
     promos = []
     promos += [(1, s, "3", "0", 10) for s in range(56)]  # display in half the stores, week 10
