@@ -20,6 +20,7 @@ from streams.kafka.producer import DeliveryReport, Producer, producer_config
 from streams.observability.metrics import StreamMetrics
 from streams.settings import Settings
 from streams.store.keys import layout_of
+from streams.store.plan import parse_offsets
 from streams.store.redis_sink import RedisSink
 from streams.store.sink import Sink
 
@@ -108,7 +109,10 @@ def build_app(
     :class:`streams.store.memory_sink.MemorySink` and a list. The processor is at
     ``app.demandcast_processor``, its metrics (``metrics``, a fresh set by default) at
     ``app.demandcast_metrics`` and the partitions assigned now at
-    ``app.demandcast_assigned``.
+    ``app.demandcast_assigned``. ``app.demandcast_stored_offsets`` reads the offsets the
+    store holds, by which the consumer seeks back after Redis lost acknowledged writes
+    (:class:`streams.ingest.fastpath.BatchingConsumer`); the records read again are counted
+    in the ``rewound`` statistic.
     """
     import faust
 
@@ -156,6 +160,17 @@ def build_app(
     app.demandcast_metrics = metrics  # type: ignore[attr-defined]
     assigned: set[Any] = set()
     app.demandcast_assigned = assigned  # type: ignore[attr-defined]
+    store = sink
+
+    async def stored_offsets() -> dict[tuple[str, int], int] | None:
+        held = await store.offsets()
+        return None if held is None else parse_offsets(held)
+
+    async def on_rewind(reread: dict[tuple[str, int], int]) -> None:
+        await store.incr_stat("rewound", sum(reread.values()))
+
+    app.demandcast_stored_offsets = stored_offsets  # type: ignore[attr-defined]
+    app.demandcast_on_rewind = on_rewind  # type: ignore[attr-defined]
 
     @app.on_partitions_assigned.connect
     async def reload_watermarks(_sender: Any, /, *args: Any, **_kwargs: Any) -> None:

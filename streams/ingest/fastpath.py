@@ -20,6 +20,13 @@ Faust's per-event machinery runs once per batch. Everything else is Faust's own:
   between records;
 - other topics (none today) keep the per-record path.
 
+One addition to Faust's seek: after Faust seeks the assigned partitions to Kafka's
+committed offsets (``perform_seek``, at every assignment), each batch-topic partition for
+which the feature store holds a *lower* next offset (Redis restarted from an older state
+than the one the committed offsets describe) is sought back to the store's offset, so the
+events Redis lost are read again; the dedup sets make the re-read idempotent. The store's
+offsets come from ``app.demandcast_stored_offsets`` (see :func:`rewind_targets`).
+
 The agent reads the records of a carrier with :func:`records_of`, which also accepts an
 ordinary event (``agent.test_context()`` puts those), so agents work with or without this.
 """
@@ -27,12 +34,16 @@ ordinary event (``agent.test_context()`` puts those), so agents work with or wit
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Mapping
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import ConsumerMessage, ack_lock
 from mode.utils.futures import notify
+
+log = logging.getLogger(__name__)
 
 
 class BatchMessage(ConsumerMessage):
@@ -79,10 +90,65 @@ def records_of(event: Any) -> list[Any]:
     return [message]
 
 
+def rewind_targets(
+    committed: Mapping[Any, int | None], stored: Mapping[tuple[str, int], int] | None
+) -> dict[Any, int]:
+    """Where to seek the partitions of ``committed`` (topic-partition -> Kafka's committed
+    offset, None when the group has none) other than Kafka's committed offset: to the
+    store's next offset (``stored``, by (topic, partition); a partition it does not name
+    has nothing of its records in the store: 0) wherever that is lower than the committed
+    one, i.e. the store has lost the effects of records Kafka counts as done. Everywhere
+    else the committed offset stands (a store ahead of Kafka only means records applied
+    but not yet committed: reading them again changes nothing). ``stored`` None (a store
+    with features written before offsets were stored) changes nothing."""
+    out: dict[Any, int] = {}
+    if stored is None:
+        return out
+    for tp, offset in committed.items():
+        held = stored.get((tp.topic, tp.partition), 0)
+        if offset is not None and 0 <= held < offset:
+            out[tp] = held
+    return out
+
+
 class BatchingConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer with partition-batch delivery for the batch topics."""
+    """Faust's aiokafka consumer with partition-batch delivery for the batch topics, and
+    the seek back to the feature store's offsets (:func:`rewind_targets`)."""
 
     batch_topics: frozenset[str] = frozenset()
+
+    async def perform_seek(self) -> None:  # pragma: no cover - needs Kafka
+        await super().perform_seek()
+        source = getattr(self.app, "demandcast_stored_offsets", None)
+        if source is None:
+            return
+        assigned = [tp for tp in self.assignment() if tp.topic in self.batch_topics]
+        if not assigned:
+            return
+        committed = {tp: self._committed_offset[tp] for tp in assigned}
+        stored = await source()
+        if stored is None:
+            log.warning(
+                "the feature store holds no consumed offsets (written before they were "
+                "stored): resuming from Kafka's committed offsets"
+            )
+        targets = rewind_targets(committed, stored)
+        for tp, offset in sorted(targets.items()):
+            log.warning(
+                "%s:%d: the feature store holds offset %d, below Kafka's committed %s "
+                "(Redis restarted from an older state?): reading %d records again",
+                tp.topic,
+                tp.partition,
+                offset,
+                committed[tp],
+                int(committed[tp] or 0) - offset,
+            )
+        if targets:
+            await self.seek_wait(targets)
+            on_rewind = getattr(self.app, "demandcast_on_rewind", None)
+            if on_rewind is not None:
+                reread = {tp: int(committed[tp] or 0) - o for tp, o in targets.items()}
+                await on_rewind({(tp.topic, tp.partition): n for tp, n in reread.items()})
 
     def _carrier(self, tp: Any, records: list[Any]) -> BatchMessage:
         last = records[-1]

@@ -40,8 +40,8 @@ from streams.observability.logs import context
 from streams.observability.metrics import StreamMetrics, dead_letter_reason
 from streams.settings import Settings
 from streams.store.keys import epoch_ms, layout_of, retention_of
-from streams.store.plan import BatchPlan, Incoming, plan_batch
-from streams.store.sink import DueWindow, ExpiryMemo, Sink, apply_batch
+from streams.store.plan import BatchPlan, Incoming, next_offsets, plan_batch
+from streams.store.sink import DueWindow, ExpiryMemo, Sink, apply_batch, record_offsets
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,9 @@ class Prepared:
     plan: BatchPlan
     watermarks: dict[tuple[str, int], int]
     received_ms: int
+    offsets: dict[tuple[str, int], int]
+    """Per topic-partition, the next offset to read once the batch is applied (dead
+    letters included): recorded with the features (docs/feature-store.md, "Offsets")."""
 
 
 class StreamProcessor:
@@ -210,7 +213,10 @@ class StreamProcessor:
             batch.append(
                 Incoming(rec.topic, rec.partition, rec.offset, event, epoch_ms(event.event_time))
             )
+        offsets = next_offsets(records)
         if not batch:
+            if offsets:  # all dead letters: their offsets are consumed all the same
+                await record_offsets(self.sink, self.layout, self.retention, offsets)
             return None
         before = dict(self.watermarks)
         plan = plan_batch(
@@ -222,7 +228,7 @@ class StreamProcessor:
             window_ms=self.window_ms,
         )
         self.watermarks.update(plan.watermarks)
-        return Prepared(batch, plan, before, received_ms)
+        return Prepared(batch, plan, before, received_ms, offsets)
 
     async def commit(self, prepared: Prepared) -> None:
         """The I/O half: apply exactly once, then publish the windows that closed."""
@@ -240,6 +246,7 @@ class StreamProcessor:
             received_ms=prepared.received_ms,
             plan=prepared.plan,
             memo=self.expiry,
+            offsets=prepared.offsets,
         )
         metrics = self.metrics
         metrics.script_seconds.observe(time.perf_counter() - started)

@@ -112,6 +112,12 @@ class KeyLayout:
     def watermarks(self) -> str:
         return f"{self.prefix}:wm"
 
+    @property
+    def offsets(self) -> str:
+        """``{topic}:{partition}`` -> the next offset to read: one past the highest offset
+        whose effects the store holds (written by the same script as the features)."""
+        return f"{self.prefix}:off"
+
     def open_windows(self, topic: str, partition: int) -> str:
         return f"{self.prefix}:wo:{topic}:{partition}"
 

@@ -135,6 +135,12 @@ class MemorySink:
     async def watermarks(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.hashes.get(self.layout.watermarks, {}).items()}
 
+    async def offsets(self) -> dict[str, int] | None:
+        held = self.hashes.get(self.layout.offsets, {})
+        if not held and self.hashes.get(self.layout.stats):
+            return None
+        return {k: int(v) for k, v in held.items()}
+
     async def drop_windows(self, windows: Sequence[DueWindow]) -> None:
         for topic, partition, start, skus in windows:
             key = self.layout.window_skus(topic, partition, start)

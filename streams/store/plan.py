@@ -445,6 +445,37 @@ def _window_ops(
         plan.ops.append(["Z", layout.open_windows(topic, partition), retention.dedup_s, members])
 
 
+def offset_op(layout: KeyLayout, offsets: dict[tuple[str, int], int]) -> list[Op]:
+    """The store operation that records, per (topic, partition), the next offset to read
+    (``offsets``: one past the highest offset consumed): an ``X`` op, so the stored offset
+    never moves backwards. Empty when there are no offsets."""
+    fields: list[Any] = []
+    for (topic, partition), offset in sorted(offsets.items()):
+        fields += (f"{topic}:{partition}", offset)
+    return [["X", layout.offsets, fields]] if fields else []
+
+
+def next_offsets(records: Iterable[Any]) -> dict[tuple[str, int], int]:
+    """Per (topic, partition) of ``records`` (anything with ``topic``, ``partition`` and
+    ``offset``), one past the highest offset: where to read next once they are applied."""
+    out: dict[tuple[str, int], int] = {}
+    for rec in records:
+        tp = (rec.topic, rec.partition)
+        nxt = rec.offset + 1
+        if out.get(tp, -1) < nxt:
+            out[tp] = nxt
+    return out
+
+
+def parse_offsets(raw: dict[str, int]) -> dict[tuple[str, int], int]:
+    """The offsets hash's fields (``{topic}:{partition}`` -> offset) by (topic, partition)."""
+    out: dict[tuple[str, int], int] = {}
+    for field_name, value in raw.items():
+        topic, _, part = field_name.rpartition(":")
+        out[(topic, int(part))] = int(value)
+    return out
+
+
 def closable_windows(
     open_starts: Iterable[int], watermark_ms: int, *, grace_ms: int, window_ms: int
 ) -> list[int]:

@@ -77,6 +77,20 @@ class RedisSink:
         raw = await self._retry(lambda: client.hgetall(self.layout.watermarks))
         return {k.decode(): int(v) for k, v in raw.items()}
 
+    async def offsets(self) -> dict[str, int] | None:
+        client = self._connect()
+
+        async def read() -> list[Any]:
+            pipe = client.pipeline(transaction=True)
+            pipe.hgetall(self.layout.offsets)
+            pipe.exists(self.layout.stats)
+            return list(await pipe.execute())
+
+        raw, has_stats = await self._retry(read)
+        if not raw and has_stats:
+            return None
+        return {k.decode(): int(v) for k, v in raw.items()}
+
     async def drop_windows(self, windows: Sequence[DueWindow]) -> None:
         client = self._connect()
         if self._drop is None:

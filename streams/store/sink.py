@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from streams.store.keys import KeyLayout, Retention
-from streams.store.plan import BatchPlan, Incoming, Op, plan_batch
+from streams.store.plan import BatchPlan, Incoming, Op, offset_op, plan_batch
 
 DueWindow = tuple[str, int, int, list[str]]
 """(topic, partition, window start ms, SKUs changed in the window)."""
@@ -40,6 +40,11 @@ class Sink(Protocol):
     async def apply(self, args: list[str | int | bytes]) -> Applied: ...
 
     async def watermarks(self) -> dict[str, int]: ...
+
+    async def offsets(self) -> dict[str, int] | None:
+        """The stored next offsets by ``{topic}:{partition}``; None when the store has
+        features but no offsets at all (written before offsets were stored)."""
+        ...
 
     async def drop_windows(self, windows: Sequence[DueWindow]) -> None: ...
 
@@ -126,6 +131,18 @@ class ExpiryMemo:
                 until.clear()
 
 
+async def record_offsets(
+    sink: Sink, layout: KeyLayout, retention: Retention, offsets: dict[tuple[str, int], int]
+) -> None:
+    """Record consumed offsets without features (a batch that was all dead letters), in
+    one script call of its own, so that the stored offsets do not lag Kafka's committed
+    ones when nothing was wrong (which would read as a rolled-back Redis at the next
+    assignment)."""
+    ops = offset_op(layout, offsets)
+    if ops:
+        await sink.apply(script_args([], {}, retention, ops))
+
+
 async def apply_batch(
     sink: Sink,
     batch: Sequence[Incoming],
@@ -138,14 +155,18 @@ async def apply_batch(
     received_ms: int | None = None,
     plan: BatchPlan | None = None,
     memo: ExpiryMemo | None = None,
+    offsets: dict[tuple[str, int], int] | None = None,
 ) -> tuple[BatchPlan, int, list[DueWindow]]:
     """Apply a batch exactly once; return its plan, how many duplicates were skipped, and
     the windows of its partitions that the watermarks have closed.
 
     ``plan`` is the batch's plan when the caller has made it already (with the same
     ``watermarks``); when the store knows some of its events, the batch is planned again
-    without them.
+    without them. ``offsets`` (per topic-partition, the next offset to read once this
+    batch is applied: see :func:`streams.store.plan.next_offsets`) are recorded by the same
+    script, never moving a stored offset backwards.
     """
+    tail = offset_op(layout, offsets) if offsets else []
     skip: frozenset[str] = frozenset()
     while True:
         if plan is None:
@@ -159,7 +180,7 @@ async def apply_batch(
                 skip_ids=skip,
             )
         duplicates = len(skip) + plan.duplicates_in_batch
-        extra = _bookkeeping(plan, duplicates, layout, received_ms)
+        extra = _bookkeeping(plan, duplicates, layout, received_ms) + tail
         marks = {**watermarks, **plan.watermarks}
         windows = _windows_to_report(batch, marks, layout, grace_ms + window_ms)
         ops, pending = memo.strip(plan.ops) if memo is not None else (plan.ops, {})

@@ -39,5 +39,8 @@ async def test_agent_events_reach_the_store() -> None:
             await asyncio.sleep(0.02)
     assert app.demandcast_processor.counts["events"] == 7
     assert sink.hashes["u:fh:A:201103"]["units:0109"] == "7"
-    assert sink.calls == 7  # plain (non-carrier) events are batches of one
+    # plain (non-carrier) events are batches of one; the dead letter's batch records
+    # its consumed offset (docs/feature-store.md, "Offsets")
+    assert sink.calls == 8
+    assert sink.hashes["u:off"] == {f"{s.topic_orders}:0": "8"}
     assert [t for t, _, _ in emitted] == [s.topic_dlq]
