@@ -251,12 +251,13 @@ def demo_cmd(
 
 def _register_commands() -> None:
     """Mount the command groups that live in their own modules."""
-    from demandcast import cli_bench, cli_models, cli_streams, cli_updater
+    from demandcast import cli_bench, cli_chaos, cli_models, cli_streams, cli_updater
 
     cli_models.register(app, get_settings)
     cli_streams.register(app, get_settings)
     cli_bench.register(app, get_settings)
     cli_updater.register(app, get_settings)  # after cli_models: it joins the "model" group
+    cli_chaos.register(app, get_settings)
 
 
 _register_commands()

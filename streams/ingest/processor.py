@@ -34,7 +34,6 @@ from schemas import (
     WindowClosed,
     decode,
 )
-from schemas._base import MAX_MESSAGE_BYTES
 from streams.ingest.fastdecode import fast_decode
 from streams.observability.logs import context
 from streams.observability.metrics import StreamMetrics, dead_letter_reason
@@ -44,6 +43,12 @@ from streams.store.plan import BatchPlan, Incoming, next_offsets, plan_batch
 from streams.store.sink import DueWindow, ExpiryMemo, Sink, apply_batch, record_offsets
 
 log = logging.getLogger(__name__)
+
+DEAD_LETTER_ORIGINAL_BYTES = 256 * 1024
+"""The most of a bad message's bytes its dead letter carries (``truncated`` says when it
+carries less): base64 in JSON makes them 4/3 as large, and a dead letter must fit in the
+broker's and the producer's default 1 MB message (an input topic configured for larger
+messages would otherwise make the worker fail on its own dead letter)."""
 
 Outgoing = tuple[str, bytes | None, bytes]
 Emit = Callable[[list[Outgoing]], Awaitable[None]]
@@ -145,9 +150,9 @@ class StreamProcessor:
 
     async def dead_letter(self, record: RecordLike, reason: str) -> None:
         original = record.value or b""
-        truncated = len(original) > MAX_MESSAGE_BYTES
+        truncated = len(original) > DEAD_LETTER_ORIGINAL_BYTES
         letter = DeadLetter(
-            original=original[:MAX_MESSAGE_BYTES],
+            original=original[:DEAD_LETTER_ORIGINAL_BYTES],
             truncated=truncated,
             source_topic=record.topic,
             partition=record.partition,

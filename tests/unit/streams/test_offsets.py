@@ -72,3 +72,20 @@ async def test_a_store_with_features_but_no_offsets_predates_them() -> None:
     await proc.process([record(s, order("a", 1), offset=3)])
     del sink.hashes[sink.layout.offsets]
     assert await sink.offsets() is None
+
+
+async def test_an_oversized_message_dead_letters_into_a_message_the_broker_takes() -> None:
+    from schemas import DeadLetter, decode
+    from schemas._base import MAX_MESSAGE_BYTES
+    from streams.ingest.processor import DEAD_LETTER_ORIGINAL_BYTES
+
+    s = settings()
+    proc, _, emitted = processor(s)
+    big = b'{"event_id":"' + b"x" * MAX_MESSAGE_BYTES + b'"}'
+    await proc.process([record(s, big, offset=0)])
+    ((topic, _, value),) = emitted
+    letter = decode(DeadLetter, value)
+    assert topic == s.topic_dlq and letter.truncated
+    assert letter.original == big[:DEAD_LETTER_ORIGINAL_BYTES]
+    assert "exceeds" in letter.reason
+    assert len(value) < 1_000_000  # librdkafka's default message.max.bytes
