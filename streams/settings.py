@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         le=300,
         description="Stream worker: a worker silent this long leaves the consumer group",
     )
+    worker_group_instance_id: str | None = Field(
+        None,
+        description="Stream worker: its static member name in the group (Kafka "
+        "group.instance.id; one per worker process): a worker restarted under the same name "
+        "takes its partitions back at once instead of after the session timeout (one stopped "
+        "for good keeps them until the session timeout)",
+    )
     batch_max_events: int = Field(
         20_000,
         ge=1,

@@ -143,6 +143,7 @@ def build_app(
         broker_commit_every=max(10_000, settings.batch_max_events),
         broker_session_timeout=settings.kafka_session_timeout_seconds,
         producer_acks=-1,
+        consumer_group_instance_id=settings.worker_group_instance_id,
     )
 
     def topic(name: str) -> Any:

@@ -44,3 +44,9 @@ async def test_agent_events_reach_the_store() -> None:
     assert sink.calls == 8
     assert sink.hashes["u:off"] == {f"{s.topic_orders}:0": "8"}
     assert [t for t, _, _ in emitted] == [s.topic_dlq]
+
+
+def test_a_named_worker_joins_its_group_as_a_static_member() -> None:
+    named = settings(app_id="unit-app3", worker_group_instance_id="worker-a")
+    assert build_app(named).conf.consumer_group_instance_id == "worker-a"
+    assert build_app(settings(app_id="unit-app4")).conf.consumer_group_instance_id is None
