@@ -67,6 +67,7 @@ from models.intervals.fit import (
 )
 from models.intervals.sampling import quantile_function
 from models.intervals.totals import demand_quantile_over, interval_quantiles
+from models.intervals.undershoot import undershoot_draws
 
 __all__ = [
     "DEFAULT_DEPENDENCE",
@@ -84,4 +85,5 @@ __all__ = [
     "interval_totals",
     "pit_values",
     "quantile_function",
+    "undershoot_draws",
 ]

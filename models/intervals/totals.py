@@ -85,6 +85,7 @@ def demand_quantile_over(
     *,
     num_samples: int = DEFAULT_NUM_SAMPLES,
     seed: int = 0,
+    plus: np.ndarray | None = None,
 ) -> np.ndarray:
     """The ``level`` quantile of demand over each series' own ``days`` (the restock rule).
 
@@ -93,6 +94,11 @@ def demand_quantile_over(
     ``floor(days)`` and ``ceil(days)`` days (0 for 0 days); days beyond the horizon
     continue with the mean of the daily quantile functions, as
     ``streams.alerts.demand_over`` continues at the mean daily level.
+
+    ``plus`` ``(N, num_samples)``: draws of an independent amount added to each draw of
+    the total before its quantile is taken (the restock rule adds the undershoot of the
+    reorder point, :func:`models.intervals.undershoot_draws`); the quantile of the sum is
+    then taken from the copula draws even for one day or ``rho = 1``.
     """
     arr, lv = _check_forecast(q, levels)
     d = np.clip(np.asarray(days, dtype=np.float64).reshape(-1), 0.0, None)
@@ -102,7 +108,7 @@ def demand_quantile_over(
     lo = np.floor(d).astype(np.int64)
     hi = np.ceil(d).astype(np.int64)
     top = int(hi.max(initial=0))
-    if top == 0:
+    if top == 0 and plus is None:
         return np.zeros(n)
     if top > horizon:
         extra = np.repeat(arr.mean(axis=1, keepdims=True), top - horizon, axis=1)
@@ -110,6 +116,8 @@ def demand_quantile_over(
     lv_out = (float(level),)
     _check_levels(lv_out, "level")
     _check_rho(float(rho), dependence)
+    if plus is not None:
+        return _quantile_with(arr, lv, d, lv_out, float(rho), dependence, num_samples, seed, plus)
     daily = quantile_function(arr, lv, np.asarray(lv_out))[..., 0]  # (N, H')
     if float(rho) >= _COMONOTONE:
         cum = np.concatenate([np.zeros((n, 1)), np.cumsum(daily, axis=1)], axis=1)
@@ -135,4 +143,41 @@ def demand_quantile_over(
 
         t_lo = total(lo)
         t_hi = np.maximum(total(hi), t_lo)
+    return np.asarray(np.clip(t_lo + (d - lo) * (t_hi - t_lo), 0.0, None))
+
+
+def _quantile_with(
+    arr: np.ndarray,
+    lv: tuple[float, ...],
+    d: np.ndarray,
+    lv_out: tuple[float, ...],
+    rho: float,
+    dependence: Dependence,
+    num_samples: int,
+    seed: int,
+    plus: np.ndarray,
+) -> np.ndarray:
+    """:func:`demand_quantile_over` with ``plus`` draws added to the total's draws."""
+    n = arr.shape[0]
+    extra = np.asarray(plus, dtype=np.float64)
+    if extra.shape != (n, num_samples) or not np.isfinite(extra).all():
+        raise InputError(f"plus must be ({n}, {num_samples}) finite draws, got {extra.shape}")
+    lo = np.floor(d).astype(np.int64)
+    hi = np.ceil(d).astype(np.int64)
+    bounds = tuple(sorted({int(k) for k in np.concatenate([lo, hi]) if k > 0}))
+    if bounds:
+        draws = _draws(arr, lv, bounds, min(rho, _COMONOTONE), dependence, num_samples, seed)
+    else:
+        draws = np.zeros((n, 1, num_samples))
+    col = np.zeros(int(hi.max()) + 1, dtype=np.int64)
+    col[list(bounds)] = np.arange(len(bounds))
+    rows = np.arange(n)
+
+    def total(k: np.ndarray) -> np.ndarray:
+        picked = np.where((k > 0)[:, None], draws[rows, col[k]], 0.0) + extra
+        picked.sort(axis=-1)
+        return np.asarray(_hazen(picked, lv_out)[:, 0])
+
+    t_lo = total(lo)
+    t_hi = np.maximum(total(hi), t_lo)
     return np.asarray(np.clip(t_lo + (d - lo) * (t_hi - t_lo), 0.0, None))

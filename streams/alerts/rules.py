@@ -95,9 +95,9 @@ decision benchmark: sums of the daily service-level quantiles, days of cover at 
 the forecast quantiles."""
 
 CHECK_PERIOD_DAYS = 1.0
-"""Days between two assessments of a SKU (the forecast worker's daily windows): the reorder
-point covers the lead time plus this, since an order not placed now is placed at the next
-look at the earliest."""
+"""Days between two assessments of a SKU (the forecast worker's daily windows): the demand
+between two looks is the step by which the stock position passes the reorder point."""
+
 
 COVER_CHUNK = 256
 """SKUs per block of the cumulative-median draws (``(chunk, horizon, 512)`` floats)."""
@@ -210,14 +210,17 @@ def assess_restock_many(
     on hand, on order and lead time ``(N,)``; the review period.
 
     Policy ``model``, from the interval distribution (:func:`models.intervals.
-    demand_quantile_over`, days joined with ``rho``): the order-up-to level ``S`` is the
-    ``service_level`` quantile of demand over lead time plus review period, the reorder
-    point ``s`` the same quantile over the lead time plus ``check_period_days`` (the next
-    look: the forecast worker assesses every day). A restock is needed when stock on hand
-    plus on order is below ``s`` (an order placed at the next look would arrive after the
-    stock ran out, at the service level); the recommended quantity brings the position
-    up to ``S`` (``ceil(S - position)``), so the next order is due about a review period
-    later. Days of cover: when the median of cumulative demand passes stock on hand (the
+    demand_quantile_over`, days joined with ``rho``): the reorder point ``s`` is the
+    ``service_level`` quantile of demand over the lead time plus ``check_period_days``
+    (an order not placed now is placed at the next look at the earliest) plus the
+    undershoot (:func:`models.intervals.undershoot_draws`: at the look that orders, the
+    position is already below ``s``, by a day's demand or more for lumpy sellers, and
+    ``s`` must cover that too for the order's cycle to meet the service level). The
+    order-up-to level ``S`` is the same quantile over the lead time plus the review
+    period (at least ``s``). A restock is needed when stock on hand plus on order is below
+    ``s``; the recommended quantity brings the position up to ``S`` (``ceil(S -
+    position)``), so the next order is due about a review period later.
+    Days of cover: when the median of cumulative demand passes stock on hand (the
     median of the *total*, which rises even when each day's median is 0).
 
     Policy ``sum_of_daily_quantiles`` (the old figures, for the decision benchmark): ``s``
@@ -225,25 +228,30 @@ def assess_restock_many(
     forecast quantiles (the old rule compared the position with ``S`` itself, so it fired
     as soon as a day's demand took the position under it).
     """
-    from models.intervals import demand_quantile_over
+    from models.intervals import demand_quantile_over, undershoot_draws
 
     values = np.asarray(values, dtype=float)
     on_hand = np.asarray(on_hand, dtype=float)
     position = on_hand + np.asarray(on_order, dtype=float)
     lead = np.asarray(lead_time_days, dtype=float) * np.ones(len(on_hand))
-    protection = lead + np.asarray(review_period_days, dtype=float)
-    trigger = lead + check_period_days
+    review = np.asarray(review_period_days, dtype=float)
     if policy == "model":
-        both = demand_quantile_over(
-            np.concatenate([values, values]),
+        trigger = lead + check_period_days
+        reorder_point = demand_quantile_over(
+            values,
             levels,
-            np.concatenate([protection, trigger]),
+            trigger,
             service_level,
             rho,
+            plus=undershoot_draws(values, levels, trigger),
         )
-        order_up_to, reorder_point = both[: len(lead)], both[len(lead) :]
+        order_up_to = np.maximum(
+            demand_quantile_over(values, levels, lead + review, service_level, rho),
+            reorder_point,
+        )
         cumulative = cumulative_quantile(values, levels, 0.5, rho)
     elif policy == "sum_of_daily_quantiles":
+        protection, trigger = lead + review, lead + check_period_days
         high = values @ quantile_column(levels, service_level)
         order_up_to = demand_over_many(high, protection)
         reorder_point = demand_over_many(high, trigger)

@@ -44,6 +44,8 @@ KS = (7, 14, 28)
 LEVELS_OUT = (0.5, 0.8, 0.9, 0.95)
 EMPIRICAL_LOOKBACK = 56
 MIN_HISTORY_DAYS_FOR_PRICING = 14
+EMPIRICAL_DRAWS = 128
+"""Draws of the history baseline's lead-time totals and undershoot (its reorder point)."""
 SWEEP_LEVELS = (0.95, 0.98)
 """Service-level settings of the extra seasonal_naive runs (its stock at the model's
 achieved service level is interpolated between runs)."""
@@ -186,24 +188,32 @@ def model_policy(
 def empirical_policy(
     replay: Replay, lead: int, review: int, service_level: float
 ) -> Callable[[int, np.ndarray, np.ndarray], RestockArrays]:
-    """``decide`` of the history baseline: the order-up-to level and the reorder point are
-    the empirical ``service_level`` quantiles of the past ``lead + review``-day and
-    ``lead + 1``-day totals, the days of cover follow the empirical median of past totals."""
-    from models.intervals import empirical_interval_quantiles
+    """``decide`` of the history baseline, the same rule as the model's on the SKU's own
+    past (the last :data:`EMPIRICAL_LOOKBACK` days): the reorder point is the
+    ``service_level`` quantile of a past ``lead + 1``-day total plus the undershoot (drawn
+    from the past days' demand as the model's is from its daily forecast), the order-up-to
+    level that quantile of past ``lead + review``-day totals, the days of cover follow the
+    empirical median of past totals."""
+    from models.intervals import empirical_interval_quantiles, undershoot_draws
 
     horizon = replay.quantiles.shape[2]
     # the median curve of past totals at a few lengths, linear between them (cover only)
-    protection, trigger = lead + review, lead + 1  # the reorder point: lead time + a day
+    protection, trigger = lead + review, lead + 1
     knots = sorted({1, 2, 4, 7, 14, horizon, protection, trigger})
     days = np.arange(1, horizon + 1)
+    grid = tuple((np.arange(EMPIRICAL_DRAWS) + 0.5) / EMPIRICAL_DRAWS)
 
     def decide(t: int, on_hand: np.ndarray, on_order: np.ndarray) -> RestockArrays:
         hist, seen = _history_before(replay, t)
         totals = empirical_interval_quantiles(
             hist, knots, (0.5, service_level), EMPIRICAL_LOOKBACK, seen
         )
-        order_up_to = totals[:, knots.index(protection), 1]
-        reorder_point = totals[:, knots.index(trigger), 1]
+        draws = empirical_interval_quantiles(hist, [1, trigger], grid, EMPIRICAL_LOOKBACK, seen)
+        under = undershoot_draws(draws[:, :1], grid, np.ones(len(on_hand)))
+        rng = np.random.default_rng(1)
+        lead_total = draws[:, 1, rng.permutation(EMPIRICAL_DRAWS)]
+        reorder_point = np.quantile(lead_total + under, service_level, axis=1)
+        order_up_to = np.maximum(totals[:, knots.index(protection), 1], reorder_point)
         x = np.array([0, *knots], dtype=float)
         median = np.concatenate([np.zeros((len(on_hand), 1)), totals[:, :, 0]], axis=1)
         curve = np.stack([np.interp(days, x, row) for row in median])

@@ -134,27 +134,34 @@ class ReplenishmentResult:
     arrivals: list[list[int]]
     """Per SKU, the days orders arrived (within the simulated days)."""
 
-    def cycle_stockouts(self) -> list[bool]:
+    def cycle_stockouts(self, *, warmup: bool = True) -> list[bool]:
         """Whether each replenishment cycle had a stock-out. A SKU's cycle ends when an order
         arrives and starts at the previous arrival (or day 0): a stock-out in it means that
         order came too late. The open cycle after the last arrival counts only if it already
-        had a stock-out (a failure its replenishment cannot undo)."""
+        had a stock-out (a failure its replenishment cannot undo). ``warmup=False`` leaves
+        out the warm-up cycle: the first one when its order was placed on day 0, which
+        measures the opening stock (below the reorder point from the start), not a decision
+        the policy could have made earlier."""
         lost = self.demand - self.sold > 1e-9
+        lead = int(self.rules.lead_time_days)
         out: list[bool] = []
         for i in range(lost.shape[0]):
             start = 0
             for arrival in self.arrivals[i]:
-                out.append(bool(lost[i, start:arrival].any()))
+                if warmup or start > 0 or arrival > lead:
+                    out.append(bool(lost[i, start:arrival].any()))
                 start = arrival
             if lost[i, start:].any():
                 out.append(True)
         return out
 
     def summary(self) -> dict[str, float | int]:
-        """Cycle service level, fill rate, average stock (units and days of mean demand),
-        stock-out days (SKU-days with demand left unmet), orders, alerts per SKU per month."""
+        """Cycle service level (after the warm-up cycle; with it too), fill rate, average
+        stock (units and days of mean demand), stock-out days (SKU-days with demand left
+        unmet), orders, alerts per SKU per month."""
         n, days = self.demand.shape
-        cycles = np.asarray(self.cycle_stockouts(), dtype=bool)
+        cycles = np.asarray(self.cycle_stockouts(warmup=False), dtype=bool)
+        every = np.asarray(self.cycle_stockouts(), dtype=bool)
         total = float(self.demand.sum())
         mean_daily = total / (n * days) if n and days else 0.0
         avg_units = float(self.on_hand.mean()) if self.on_hand.size else 0.0
@@ -162,6 +169,7 @@ class ReplenishmentResult:
         return {
             "service_level": float(1.0 - cycles.mean()) if cycles.size else float("nan"),
             "cycles": int(cycles.size),
+            "service_level_with_warmup": float(1.0 - every.mean()) if every.size else float("nan"),
             "fill_rate": float(self.sold.sum()) / total if total > 0 else float("nan"),
             "avg_on_hand_units": avg_units,
             "avg_on_hand_days": avg_units / mean_daily if mean_daily > 0 else float("nan"),

@@ -28,19 +28,22 @@ def exact_replay(days: int = 28, rate: float = 2.0, n: int = 3) -> Replay:
     )
 
 
-def test_exact_forecasts_order_a_review_period_of_demand_every_review_period() -> None:
-    # 2/day, lead 7, review 7: reorder point 2 * (7 + 1) = 16, order-up-to 28. From 28 on
-    # hand the position is 14 < 16 at the start of day 7, 14 and 21: orders of 14, each
-    # arriving as the stock runs out; never short.
+def test_exact_forecasts_order_about_a_review_period_of_demand_and_are_never_short() -> None:
+    # 2/day, lead 7, review 7: demand over lead time + a day is 16; the undershoot of a
+    # 2-unit step is 2·V (V uniform), whose 0.9 quantile with it gives the reorder point
+    # 16 + 1.8 = 17.8; order-up-to 2 * 14 = 28. From 28 on hand the position is 16 < 17.8 at
+    # the start of day 6, 12, 18 and 24: orders of 12 arriving on days 13, 19 and 25 with
+    # 2 units left (the allowance for an undershoot costs deterministic demand a day).
     replay = exact_replay()
     decide = model_policy(replay, 7, 7, 0.9, "model")
     res = simulate_replenishment(
         replay.demand, np.full(3, 28.0), decide, ReplenishmentRules(lead_time_days=7)
     )
     s = res.summary()
-    assert s["orders"] == 3 * 3 and res.arrivals == [[14, 21]] * 3
+    assert s["orders"] == 3 * 4 and res.arrivals == [[13, 19, 25]] * 3
     assert s["fill_rate"] == 1.0 and s["stockout_days"] == 0 and s["service_level"] == 1.0
-    assert s["alerts"] == 9  # one per order
+    assert res.on_hand[:, 12].tolist() == [2.0] * 3  # the day before the first arrival
+    assert s["alerts"] == 12  # one per order
 
 
 def test_exact_forecasts_cover_every_total_and_raise_no_pricing_alert() -> None:

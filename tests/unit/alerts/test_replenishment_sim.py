@@ -72,3 +72,16 @@ def test_an_unchanged_recommendation_is_one_alert_however_long_it_stays_open() -
     # orders of 5 every day (never arriving), one alert per SKU: the same 5, no stock-out date
     assert res.alerts == 2 and res.orders == 60
     assert res.summary()["alerts_per_sku_month"] == pytest.approx(1 / (30 / 30.4375))
+
+
+def test_the_warm_up_cycle_of_an_opening_stock_below_the_reorder_point_is_reported_apart() -> None:
+    # 2 a day, 1 on hand, reorder point 6, up to 10, lead 2: the position is below 6 on
+    # day 0 (an order of 9 arriving on day 2) and the opening unit runs out on day 0; the
+    # policy could not have ordered earlier, so that cycle counts only in the figure with
+    # warm-up. Then 9 on day 2 -> 7, 5 < 6 on day 4 -> 5 arrive on day 6; never short.
+    rules = ReplenishmentRules(lead_time_days=2)
+    res = simulate_replenishment(np.full((1, 9), 2.0), np.array([1.0]), reorder(6, 10), rules)
+    assert res.arrivals == [[2, 6]]
+    s = res.summary()
+    assert s["cycles"] == 1 and s["service_level"] == 1.0
+    assert s["service_level_with_warmup"] == pytest.approx(0.5)

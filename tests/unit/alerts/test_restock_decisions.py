@@ -51,16 +51,19 @@ def assess(values: np.ndarray, **kw: object) -> RestockAssessment:
 
 def test_deterministic_days_give_exact_order_up_to_cover_and_stockout_date() -> None:
     # every quantile 5/day: demand over the lead time of 7 days plus the day to the next
-    # look is exactly 40 (the reorder point) and over 7 + 7 days 70 (the order-up-to
-    # level), at any level and rho
+    # look is exactly 40, plus the undershoot of a 5-unit step (5·V, V uniform: 4.5 at the
+    # 0.9 level) the reorder point 44.5; over 7 + 7 days 70 (the order-up-to level), at any
+    # rho
     values = np.full((28, len(LEVELS)), 5.0)
     a = assess(values, on_hand=30, on_order=4)
     assert a.demand_over_lead_time == pytest.approx(70.0)
     assert a.needs_restock and a.recommended_order_qty == 70 - 34
     assert a.days_of_cover == pytest.approx(6.0)  # 30 on hand at 5/day
     assert a.expected_stockout_date == date(2011, 9, 7)
-    above = assess(values, on_hand=30, on_order=10)  # at the reorder point: not yet
-    assert not above.needs_restock and above.recommended_order_qty == 30
+    below = assess(values, on_hand=30, on_order=14)  # 44 < 44.5: an order
+    assert below.needs_restock and below.recommended_order_qty == 70 - 44
+    above = assess(values, on_hand=30, on_order=15)  # above the reorder point: not yet
+    assert not above.needs_restock and above.recommended_order_qty == 25
     full = assess(values, on_hand=60, on_order=10)
     assert not full.needs_restock and full.recommended_order_qty == 0
 

@@ -26,6 +26,7 @@ from models.intervals import (
     interval_totals,
     pit_values,
     quantile_function,
+    undershoot_draws,
 )
 
 LEVELS = list(DEFAULT_QUANTILES)
@@ -357,3 +358,41 @@ def test_fast_enough_for_the_forecast_worker() -> None:
     t0 = time.perf_counter()
     interval_quantiles(q, LEVELS, [7, 14, 28], OUT, 0.35)
     assert time.perf_counter() - t0 < 1.0  # ~50 ms on 2 cores; generous for shared CI
+
+
+def test_the_undershoot_of_a_fixed_step_is_uniform_below_it() -> None:
+    # every day exactly 4 units: the position passes the reorder point somewhere inside a
+    # 4-unit step, so the undershoot is uniform on [0, 4): mean 2, 0.9 quantile 3.6
+    q = np.full((1, 10, 3), 4.0)
+    u = undershoot_draws(q, [0.1, 0.5, 0.9], np.array([7.0]))
+    assert u.shape == (1, 512)
+    assert u.mean() == pytest.approx(2.0, abs=1e-9)
+    assert np.quantile(u, 0.9) == pytest.approx(3.6, abs=0.01)
+
+
+def test_the_undershoot_of_lumpy_demand_is_half_its_size_biased_step() -> None:
+    # a day sells 0 units (90% of the time) or 20 units (10%): E[X^2] / (2 E[X]) = 10 units,
+    # five days of its mean demand of 2 a day; a steady seller of 2 a day undershoots by 1
+    levels = [0.1, 0.5, 0.89, 0.91, 0.99]
+    lumpy = np.tile(np.array([0.0, 0.0, 0.0, 20.0, 20.0]), (1, 14, 1))
+    steady = np.full((1, 14, 5), 2.0)
+    u = undershoot_draws(np.concatenate([lumpy, steady]), levels, np.array([7.0, 7.0]))
+    assert u[0].mean() == pytest.approx(10.0, rel=0.05)
+    assert u[1].mean() == pytest.approx(1.0, rel=1e-6)
+    assert (undershoot_draws(np.zeros((1, 14, 5)), levels, np.array([7.0])) == 0).all()
+
+
+def test_plus_draws_shift_the_quantile_of_the_total() -> None:
+    # a constant added to every draw moves the quantile by that constant (for k >= 1 and
+    # for 0 days, where the total is the added amount alone)
+    q = np.tile(np.array([1.0, 3.0, 6.0]), (2, 14, 1))
+    base = demand_quantile_over(q, [0.1, 0.5, 0.9], np.array([7.0, 3.5]), 0.9, 0.35)
+    plus = demand_quantile_over(
+        q, [0.1, 0.5, 0.9], np.array([7.0, 3.5]), 0.9, 0.35, plus=np.full((2, 512), 5.0)
+    )
+    assert plus == pytest.approx(base + 5.0, abs=1e-6)
+    one = np.ones((1, 512))
+    none = demand_quantile_over(q[:1], [0.1, 0.5, 0.9], np.array([0.0]), 0.9, plus=one)
+    assert none == pytest.approx([1.0])
+    with pytest.raises(InputError):
+        demand_quantile_over(q, [0.1, 0.5, 0.9], np.array([7.0, 3.5]), 0.9, plus=np.ones((2, 3)))
