@@ -232,6 +232,13 @@ def demo_cmd(
     speed: Annotated[
         float, typer.Option("--speed", help="Real-time multiplier of the live replay")
     ] = 40_000.0,
+    restock_table: Annotated[
+        bool,
+        typer.Option(
+            "--restock-table/--no-restock-table",
+            help="Replay the restock policies on simulated stock for the report (minutes)",
+        ),
+    ] = True,
 ) -> None:
     """The main job: stack up, train, replay the real UCI log live, write a report."""
     from demandcast.demo import DemoOptions, run_demo
@@ -240,7 +247,14 @@ def demo_cmd(
         raise typer.BadParameter(f"{log} does not exist; pass --log PATH to the UCI CSV")
     run = run_demo(
         get_settings(),
-        DemoOptions(log=log, report_dir=report_dir, train_steps=steps, top=top, speed=speed),
+        DemoOptions(
+            log=log,
+            report_dir=report_dir,
+            train_steps=steps,
+            top=top,
+            speed=speed,
+            restock_table=restock_table,
+        ),
         Console(),
     )
     console.print(

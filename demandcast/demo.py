@@ -49,6 +49,8 @@ class DemoOptions:
     plot_skus: int = 4
     speed: float = 40_000.0
     """Real-time multiplier of the live replay (40,000x: a day of the log in 2.2 s)."""
+    restock_table: bool = True
+    """Also run the restock decision backtest (``demandcast bench restock``) for the report."""
 
 
 @dataclass
@@ -67,6 +69,8 @@ class DemoRun:
     stream_stats: dict[str, int] = field(default_factory=dict)
     forecaster_stats: dict[str, str] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    restock_policies: dict[str, dict[str, float]] = field(default_factory=dict)
+    """``demandcast bench restock``'s ``policies`` on the replayed period (simulated stock)."""
     log_end: str = ""
     """The day after the replayed log's last order (ISO date): where the actuals end."""
 
@@ -257,6 +261,8 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     finally:
         for proc in procs:
             proc.stop()
+    if opts.restock_table:
+        run.restock_policies = restock_decisions(settings, opts, run.model_version, table, console)
     from demandcast.demo_report import write_report  # it imports this module
 
     write_report(settings, opts, run, client, console)
@@ -264,6 +270,28 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     run.wall_seconds = time.monotonic() - t_start
     (opts.report_dir / "run.json").write_text(json.dumps(run.__dict__, indent=2, default=str))
     return run
+
+
+def restock_decisions(
+    settings: Settings, opts: DemoOptions, version: str, table: Panel, console: Console
+) -> dict[str, dict[str, float]]:
+    """The restock policies replayed over the demo's period with simulated stock ordered as
+    each recommends (:func:`streams.bench.restock.bench_restock`, without its sweep)."""
+    from streams.bench.restock import RestockBenchOptions, bench_restock
+    from streams.serving.model_holder import load_version
+
+    bench = RestockBenchOptions(
+        log=opts.log,
+        split=opts.split,
+        lead_time_days=round(opts.lead_time_days),
+        cover_days=opts.cover_days,
+        cache=opts.report_dir / "data" / "bench_restock_forecasts.npz",
+        sweep=False,
+    )
+    with console.status("replaying the restock policies on simulated stock ..."):
+        model = load_version(settings.model_registry, version, "cpu")
+        report = bench_restock(settings, bench, model, list(table.series_ids))
+    return dict(report["policies"])
 
 
 def _replay_live(

@@ -239,5 +239,39 @@ def render_summary(
         )
     for a in pricing[:3]:
         lines.append(f"- pricing {a['kind']} {a['sku']}: {a['evidence']}")
+    lines += restock_policy_table(run.restock_policies, opts.lead_time_days)
     lines += ["", "![forecast bands](forecast_bands.png)", ""]
     return "\n".join(lines)
+
+
+POLICY_COLUMNS = (
+    ("service_level", "cycle service level", "{:.3f}"),
+    ("fill_rate", "fill rate", "{:.3f}"),
+    ("avg_on_hand_units", "avg units on hand", "{:.1f}"),
+    ("avg_on_hand_days", "avg days on hand", "{:.1f}"),
+    ("stockout_days", "stock-out SKU-days", "{:,}"),
+    ("orders", "orders", "{:,}"),
+    ("alerts_per_sku_month", "alerts / SKU / month", "{:.2f}"),
+)
+
+
+def restock_policy_table(policies: dict[str, dict[str, float]], lead_time_days: float) -> list[str]:
+    """The decision backtest's table (``demandcast bench restock``), or nothing without it."""
+    if not policies:
+        return []
+    lines = [
+        "",
+        "## Restock decisions on simulated stock",
+        "",
+        "Each policy's own recommendations replayed over the period (`demandcast bench "
+        f"restock`): orders placed as recommended arrive after {lead_time_days:g} days; "
+        "demand is the log's, unmet demand is lost. The cycle service level leaves out the "
+        "warm-up cycle (an opening stock already below the reorder point).",
+        "",
+        "| policy | " + " | ".join(title for _, title, _ in POLICY_COLUMNS) + " |",
+        "|---|" + "---|" * len(POLICY_COLUMNS),
+    ]
+    for name, row in policies.items():
+        cells = [fmt.format(row[key]) if key in row else "" for key, _, fmt in POLICY_COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
