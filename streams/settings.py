@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     )
 
     # --- Forecast worker and alerts -----------------------------------------------------
+    forecaster_group_instance_id: str | None = Field(
+        None,
+        description="Forecast worker: its static member name in its group (Kafka "
+        "group.instance.id; one per forecast worker process): restarted under the same name "
+        "it takes its partitions back at once instead of after the session timeout",
+    )
     forecast_max_pending_windows: int = Field(
         2,
         ge=1,

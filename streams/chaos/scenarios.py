@@ -92,7 +92,11 @@ class Scenario:
     def __post_init__(self) -> None:
         tag = f"chaos-{self.name}-{uuid.uuid4().hex[:6]}"
         self.settings = self.ctx.settings.namespaced(tag).model_copy(
-            update={"worker_group_instance_id": f"{tag}-worker", "batch_max_events": 2000}
+            update={
+                "worker_group_instance_id": f"{tag}-worker",
+                "forecaster_group_instance_id": f"{tag}-forecaster",
+                "batch_max_events": 2000,
+            }
         )
         self.logs = self.ctx.workdir / self.name
         self.logs.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,16 @@ SETTLE_AFTER_S = 2.0
 """The longest the worker goes on forecasting without settling (flush and commit)."""
 
 
+def forecaster_consumer_config(settings: Settings) -> dict[str, Any]:
+    """The forecast worker's consumer settings beyond :func:`new_consumer`'s: from the
+    start of ``windows.closed``, a long poll interval (a window can take a while), and a
+    static member name when one is set (``forecaster_group_instance_id``)."""
+    config: dict[str, Any] = {"auto.offset.reset": "earliest", "max.poll.interval.ms": 600_000}
+    if settings.forecaster_group_instance_id:
+        config["group.instance.id"] = settings.forecaster_group_instance_id
+    return config
+
+
 @dataclass
 class WorkerStats:
     closes: int = 0
@@ -147,9 +157,7 @@ class ForecastWorker:
             ),
         )
         self.consumer = new_consumer(
-            settings,
-            forecaster_group(settings),
-            {"auto.offset.reset": "earliest", "max.poll.interval.ms": 600_000},
+            settings, forecaster_group(settings), forecaster_consumer_config(settings)
         )
         self._assigned: set[tuple[str, int]] = set()
         self.consumer.subscribe(
