@@ -212,7 +212,9 @@ def empirical_policy(
             hist, knots, (0.5, service_level), EMPIRICAL_LOOKBACK, seen
         )
         draws = empirical_interval_quantiles(hist, [1, trigger], grid, EMPIRICAL_LOOKBACK, seen)
-        under = undershoot_draws(draws[:, :1], grid, np.ones(len(on_hand)))
+        under = undershoot_draws(
+            draws[:, :1], grid, np.ones(len(on_hand)), num_samples=EMPIRICAL_DRAWS
+        )
         rng = np.random.default_rng(1)
         lead_total = draws[:, 1, rng.permutation(EMPIRICAL_DRAWS)]
         reorder_point = np.quantile(lead_total + under, service_level, axis=1)

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from streams.bench.restock import Replay, calibration, model_policy, pricing_alerts
+from streams.bench.restock import (
+    Replay,
+    calibration,
+    empirical_policy,
+    model_policy,
+    pricing_alerts,
+)
 from streams.history.simulate import ReplenishmentRules, simulate_replenishment
 
 LEVELS = [0.1, 0.5, 0.9]
@@ -54,3 +60,17 @@ def test_exact_forecasts_cover_every_total_and_raise_no_pricing_alert() -> None:
     counts = pricing_alerts(replay, 3)
     assert counts["totals_rule_per_sku_month"] == 0.0
     assert counts["days_in_a_row_rule_per_sku_month"] == 0.0
+
+
+def test_the_history_baseline_on_steady_history_orders_like_the_exact_model() -> None:
+    # 2 units every day before and during the replay: past 8-day totals are all 16, the
+    # step 2, so the baseline's reorder point and order-up-to level are the model's
+    replay = exact_replay()
+    res = simulate_replenishment(
+        replay.demand,
+        np.full(3, 28.0),
+        empirical_policy(replay, 7, 7, 0.9),
+        ReplenishmentRules(lead_time_days=7),
+    )
+    assert res.arrivals == [[13, 19, 25]] * 3
+    assert res.summary()["stockout_days"] == 0
