@@ -48,6 +48,7 @@ def run_chaos(
     stack = ChaosStack(s)
     results: list[dict[str, Any]] = []
     problems: dict[str, list[str]] = {}
+    ctx: ChaosContext | None = None
     try:
         stack.up()
         ctx = ChaosContext(
@@ -61,18 +62,19 @@ def run_chaos(
         for name in chosen:
             run: Scenario | None = None
             found: list[str] = []
+            ctx.current = None
             try:
-                run = SCENARIOS[name](ctx)
+                SCENARIOS[name](ctx)
+                run = ctx.current
+                assert run is not None
                 result = run.finish(len(ctx.events))
                 found = run.problems
             except Exception as exc:
+                run = ctx.current  # a scenario that failed half-way: its processes stop
                 result = {"name": name, "error": f"{type(exc).__name__}: {exc}"}
                 found = [*(run.problems if run is not None else []), traceback.format_exc()]
                 if run is not None:
-                    run.monitor.stop()
-                    for child in (run.forecaster, run.worker):
-                        if child is not None:
-                            child.stop()
+                    _stop(run)
             finally:
                 if run is not None:
                     try:
@@ -85,7 +87,17 @@ def run_chaos(
             if on_scenario is not None:
                 on_scenario(result, found)
     finally:
+        if ctx is not None and ctx.current is not None:  # interrupted mid-scenario
+            _stop(ctx.current)
         stack.down()
         if not opts.keep:
             shutil.rmtree(root, ignore_errors=True)
     return {"scenarios": results, "ok": not problems, "problems": problems}
+
+
+def _stop(run: Scenario) -> None:
+    """Stop a scenario's monitor and processes (those already stopped are left)."""
+    run.monitor.stop()
+    for child in (run.forecaster, run.worker):
+        if child is not None:
+            child.stop()

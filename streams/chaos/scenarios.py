@@ -66,6 +66,9 @@ class ChaosContext:
     workdir: Path
     rng: random.Random
     malformed: int = 10_000
+    current: Scenario | None = None
+    """The scenario running now (set as it starts): the runner stops its processes and
+    removes its namespace when it fails half-way."""
 
 
 @dataclass
@@ -102,6 +105,7 @@ class Scenario:
         self.logs.mkdir(parents=True, exist_ok=True)
         _create_topics(self.settings)
         self.monitor = Monitor(self.settings).start()
+        self.ctx.current = self
 
     # --- processes -----------------------------------------------------------------------
 
