@@ -26,6 +26,7 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
     _get_settings[:] = [get_settings]
     bench_app = command_group(app, "bench", "Benchmarks: each prints JSON figures.")
     bench_app.command("restock")(bench_restock_cmd)
+    bench_app.command("updater")(bench_updater_cmd)
 
 
 def bench_restock_cmd(
@@ -85,6 +86,56 @@ def bench_restock_cmd(
         )
     console.print(f"calibration (share of totals <= quantile): {report['calibration']}")
     console.print(f"targets: {report['targets']}")
+
+
+def bench_updater_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    log: Annotated[
+        Path | None,
+        typer.Option("--log", help="UCI log (default: ../shared/data/online_retail)"),
+    ] = None,
+    report_dir: Annotated[
+        Path, typer.Option("--report-dir", help="The demo's report directory (training table)")
+    ] = Path("reports/demo"),
+    cadence: Annotated[
+        int, typer.Option("--cadence-days", min=1, help="Event-time days between decisions")
+    ] = 7,
+    bad_candidate: Annotated[
+        bool,
+        typer.Option("--bad-candidate", help="Fine-tune on shuffled targets (must be rejected)"),
+    ] = False,
+) -> None:
+    """Replay the updater's decisions over the demo's period (the log's daily series, not
+    through Kafka); print served vs frozen accuracy, triggers, fine-tunes, promotions."""
+    from demandcast.demo import DemoOptions
+    from models.registry import ModelRegistry
+    from streams.bench.ingest import DEFAULT_LOG
+    from updater.bench import UpdaterBenchOptions, bench_updater
+
+    settings = _get_settings[0]()
+    demo = DemoOptions(log=log or DEFAULT_LOG, report_dir=report_dir)
+    frozen, skus = demo_model(settings, demo)
+    champion = ModelRegistry(settings.model_registry).load(frozen.version, device="cpu")
+    opts = UpdaterBenchOptions(
+        log=demo.log, split=demo.split, cadence_days=cadence, bad_candidate=bad_candidate
+    )
+
+    def progress(record: dict[str, Any]) -> None:
+        console.print(
+            f"{record['day']}: {record['outcome']}"
+            + (
+                f" ({', '.join(record['triggers'])}) {record.get('reason', '')}"
+                if record["triggers"]
+                else ""
+            )
+        )
+
+    report = bench_updater(settings, opts, frozen, champion, skus, progress)
+    if as_json:
+        print(json.dumps(report))
+        return
+    for key in ("frozen", "served", "served_vs_frozen_wql", "promotions", "fine_tune_s"):
+        console.print(f"{key}: {report[key]}")
 
 
 def demo_model(settings: Settings, demo: Any) -> tuple[Any, list[str]]:

@@ -239,48 +239,13 @@ class Cycle:
         return [t for t in found if t is not None]
 
     def _fine_tune(self, champion: Any, train: Any, options: CycleOptions) -> Any:
-        import torch
-
-        s = self.settings
-        panel = train
-        if options.shuffle_targets:
-            rng = np.random.default_rng(0)
-            flat = train.target.ravel().copy()
-            rng.shuffle(flat)
-            panel = dataclasses.replace(
-                train,
-                target=flat.reshape(train.target.shape),
-                observed=np.ones_like(train.observed),
-            )
-        started = time.monotonic()
-
-        def guard(step: int, steps: int, loss: float, _val: float | None) -> None:
-            if not np.isfinite(loss):
-                raise FineTuneDivergedError(
-                    f"the fine-tune diverged: loss {loss} at step {step} of {steps}; lower "
-                    "DEMANDCAST_UPDATER_LR"
-                )
-            if time.monotonic() - started > s.updater_budget_seconds:
-                raise BudgetExceededError(
-                    f"the fine-tune passed its {s.updater_budget_seconds:g}s budget at step "
-                    f"{step} of {steps}; raise DEMANDCAST_UPDATER_BUDGET_SECONDS or lower "
-                    "DEMANDCAST_UPDATER_STEPS"
-                )
-
-        threads = torch.get_num_threads()
-        training = dataclasses.replace(champion.training, num_threads=s.updater_cpu_threads)
-        try:
-            return champion.fine_tune(
-                panel,
-                steps=s.updater_steps,
-                lr=s.updater_lr * (1e6 if options.diverge else 1.0),
-                trainable=_trainable(s.updater_trainable),
-                warmup=min(s.updater_steps // 10, 50),
-                training=training,
-                progress=guard,
-            )
-        finally:
-            torch.set_num_threads(threads)
+        return fine_tune_candidate(
+            self.settings,
+            champion,
+            train,
+            shuffle_targets=options.shuffle_targets,
+            diverge=options.diverge,
+        )
 
     def _promote(self, decision: Decision, candidate: Any, train: Any) -> None:
         parent = decision.champion
@@ -324,6 +289,63 @@ class Cycle:
         self.producer.send(self.settings.topic_model_updates, update.to_json(), version.encode())
         if self.producer.flush(30):
             log.warning("the ModelUpdate of %s is not confirmed; workers poll the pointer", version)
+
+
+def fine_tune_candidate(
+    settings: Settings,
+    champion: Any,
+    train: Any,
+    *,
+    shuffle_targets: bool = False,
+    diverge: bool = False,
+) -> Any:
+    """The updater's fine-tune: a warm start of ``champion`` on ``train`` with the updater's
+    steps, learning rate, trainable parameters and CPU threads, stopped with an error when
+    the loss is not finite or the time budget is spent. ``shuffle_targets`` trains on
+    shuffled targets and ``diverge`` at a million times the learning rate (the deliberately
+    bad candidates of the tests and ``bench updater --bad-candidate``)."""
+    import torch
+
+    s = settings
+    panel = train
+    if shuffle_targets:
+        rng = np.random.default_rng(0)
+        flat = train.target.ravel().copy()
+        rng.shuffle(flat)
+        panel = dataclasses.replace(
+            train,
+            target=flat.reshape(train.target.shape),
+            observed=np.ones_like(train.observed),
+        )
+    started = time.monotonic()
+
+    def guard(step: int, steps: int, loss: float, _val: float | None) -> None:
+        if not np.isfinite(loss):
+            raise FineTuneDivergedError(
+                f"the fine-tune diverged: loss {loss} at step {step} of {steps}; lower "
+                "DEMANDCAST_UPDATER_LR"
+            )
+        if time.monotonic() - started > s.updater_budget_seconds:
+            raise BudgetExceededError(
+                f"the fine-tune passed its {s.updater_budget_seconds:g}s budget at step "
+                f"{step} of {steps}; raise DEMANDCAST_UPDATER_BUDGET_SECONDS or lower "
+                "DEMANDCAST_UPDATER_STEPS"
+            )
+
+    threads = torch.get_num_threads()
+    training = dataclasses.replace(champion.training, num_threads=s.updater_cpu_threads)
+    try:
+        return champion.fine_tune(
+            panel,
+            steps=s.updater_steps,
+            lr=s.updater_lr * (1e6 if diverge else 1.0),
+            trainable=_trainable(s.updater_trainable),
+            warmup=min(s.updater_steps // 10, 50),
+            training=training,
+            progress=guard,
+        )
+    finally:
+        torch.set_num_threads(threads)
 
 
 def run_once(settings: Settings, options: CycleOptions | None = None) -> Decision:

@@ -86,7 +86,7 @@ class Replay:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _daily_history(opts: RestockBenchOptions, skus: list[str]) -> tuple[np.ndarray, Any]:
+def daily_history(opts: RestockBenchOptions, skus: list[str]) -> tuple[np.ndarray, Any]:
     """``(N, T)`` daily units of ``skus`` over the whole log (zeros before first sale) and
     the day index."""
     from models.data import panel_from_frame, read_uci_log, uci_to_long
@@ -102,16 +102,19 @@ def _daily_history(opts: RestockBenchOptions, skus: list[str]) -> tuple[np.ndarr
     return units, panel.index
 
 
-def _forecasts(model: Any, history: np.ndarray, index: Any, start: int) -> np.ndarray:
-    """The model's forecast at the start of every day from ``start`` on, from the context
-    window before it, as the forecast worker builds it (``observed`` from the first sale)."""
+def daily_forecasts(
+    model: Any, history: np.ndarray, index: Any, start: int, stop: int | None = None
+) -> np.ndarray:
+    """The model's forecast at the start of every day from ``start`` on (to ``stop``), from
+    the context window before it, as the forecast worker builds it (``observed`` from the
+    first sale)."""
     from models.data import Panel
 
     if model.known:
         raise ValueError(f"bench restock serves models without known covariates, not {model.known}")
     c = model.context_length
     out = []
-    for t in range(start, history.shape[1]):
+    for t in range(start, history.shape[1] if stop is None else stop):
         lo = max(0, t - c)
         units = history[:, lo:t]
         if units.shape[1] < c:
@@ -132,7 +135,7 @@ def load_replay(opts: RestockBenchOptions, model: Any, skus: list[str]) -> Repla
     """The replay's demand of ``skus`` and the serving ``model``'s daily forecasts (from
     ``opts.cache`` when it holds them for the same model version and SKUs)."""
     t1 = time.perf_counter()
-    history, index = _daily_history(opts, skus)
+    history, index = daily_history(opts, skus)
     start = int(np.searchsorted(index, np.datetime64(opts.split.replace(tzinfo=None))))
     key = f"{model.version}:{len(skus)}:{history.shape[1]}:{start}:{float(history.sum())}"
     quantiles = None
@@ -142,7 +145,7 @@ def load_replay(opts: RestockBenchOptions, model: Any, skus: list[str]) -> Repla
             quantiles = cached["quantiles"]
     t2 = time.perf_counter()
     if quantiles is None:
-        quantiles = _forecasts(model, history, index, start)
+        quantiles = daily_forecasts(model, history, index, start)
         if opts.cache is not None:
             opts.cache.parent.mkdir(parents=True, exist_ok=True)
             with opts.cache.open("wb") as fh:
