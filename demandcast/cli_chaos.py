@@ -26,6 +26,8 @@ SCENARIO_NAMES = (
     "replay-twice",
     "forecaster-kill",
     "broker-restart",
+    "worker-join",
+    "late",
 )
 """The scenarios, in the order they run (``streams.chaos.scenarios.SCENARIOS``)."""
 

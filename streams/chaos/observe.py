@@ -23,13 +23,16 @@ class Sample:
     events: int
     forecasts: int
     lag: int | None
+    offsets: dict[str, int] = field(default_factory=dict)
+    """The store's next offset per ``topic:partition`` (written with the features)."""
 
 
 @dataclass
 class Monitor:
     """Samples, every ``every_s`` on a thread: the stream worker's scripts and events
     (``stats``), the forecast worker's forecasts and coalesced windows (``fc:stats``, summed
-    over its restarts) and the stream worker group's lag on the input topics."""
+    over its restarts), the store's offset per input partition and the stream worker
+    group's lag on the input topics."""
 
     settings: Settings
     every_s: float = 0.2
@@ -72,6 +75,7 @@ class Monitor:
                 try:
                     stats = _ints(client.hgetall(layout.stats))
                     fc = _ints(client.hgetall(layout.forecaster_stats))
+                    offsets = _ints(client.hgetall(layout.offsets))
                 except redis.RedisError:  # Redis down (a fault): no sample
                     self._stop.wait(self.every_s)
                     continue
@@ -87,6 +91,7 @@ class Monitor:
                         stats.get("events", 0),
                         forecasts,
                         current_lag,
+                        offsets,
                     )
                 )
                 self._stop.wait(self.every_s)
@@ -104,6 +109,17 @@ class Monitor:
         lower than the samples before)."""
         for s in self.samples:
             if s.at > t and s.batches > base:
+                return round(s.at - t, 2)
+        return None
+
+    def partitions_moving_after(
+        self, t: float, at_fault: dict[str, int], watched: set[str]
+    ) -> float | None:
+        """Seconds from ``t`` until every partition in ``watched`` has a store offset past
+        the one it had at ``t`` (``at_fault``): the whole group applying again, those of a
+        killed member included once the group has given them to another."""
+        for s in self.samples:
+            if s.at > t and all(s.offsets.get(p, -1) > at_fault.get(p, -1) for p in watched):
                 return round(s.at - t, 2)
         return None
 

@@ -98,6 +98,6 @@ def run_chaos(
 def _stop(run: Scenario) -> None:
     """Stop a scenario's monitor and processes (those already stopped are left)."""
     run.monitor.stop()
-    for child in (run.forecaster, run.worker):
+    for child in (run.forecaster, run.second, run.worker):
         if child is not None:
             child.stop()

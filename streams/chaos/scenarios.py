@@ -32,6 +32,7 @@ from streams.chaos.workload import (
     TOPIC_MAX_MESSAGE_BYTES,
     Malformed,
     PacedReplay,
+    late_interleaved,
     malformed_messages,
 )
 from streams.settings import Settings
@@ -81,6 +82,8 @@ class Scenario:
     logs: Path = field(init=False)
     worker: ChildProcess | None = None
     forecaster: ChildProcess | None = None
+    second: ChildProcess | None = None
+    """A second stream worker in the group (``worker-join``), None once killed."""
     monitor: Monitor = field(init=False)
     problems: list[str] = field(default_factory=list)
     recoveries: list[tuple[float, str, int, datetime]] = field(default_factory=list)
@@ -91,6 +94,12 @@ class Scenario:
     faults: list[datetime] = field(default_factory=list)
     """Wall-clock times of the faults (first_forecast_s is measured from them)."""
     events_in: int = 0
+    group_kills: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    """Monotonic times a group member was killed while another went on, with the store's
+    offsets then: recovery_s is measured from them until every partition that had records
+    still to apply moves again (the killed member's ones once the group has reassigned them)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """A scenario's own figures, after the common ones (``late``: how late events fared)."""
 
     def __post_init__(self) -> None:
         tag = f"chaos-{self.name}-{uuid.uuid4().hex[:6]}"
@@ -119,6 +128,44 @@ class Scenario:
             self.settings, "forecaster", log=self.logs / "forecaster.log"
         )
 
+    def start_second_worker(self) -> None:
+        """A second stream worker in the same group (its own static member name)."""
+        second = self.settings.model_copy(
+            update={"worker_group_instance_id": f"{self.settings.worker_group_instance_id}-2"}
+        )
+        self.second = ChildProcess.demandcast(
+            second, "worker", "--loglevel", "info", log=self.logs / "worker-2.log"
+        )
+
+    def second_assigned(self) -> int:
+        """Partitions the second worker says it was given last (its log), 0 before any."""
+        import re
+
+        if self.second is None or self.second.log is None or not self.second.log.exists():
+            return 0
+        found = re.findall(r"partitions assigned: (\d+)", self.second.log.read_text())
+        return int(found[-1]) if found else 0
+
+    def kill_second_worker(self) -> None:
+        """SIGKILL the second worker; the store's offsets then start its recovery clock."""
+        assert self.second is not None
+        self.second.proc.kill()
+        self.second.proc.wait()
+        self.second = None
+        self.faults.append(datetime.now(UTC))
+        self.group_kills.append((time.monotonic(), self.offsets()))
+        time.sleep(2 * self.monitor.every_s)
+
+    def offsets(self) -> dict[str, int]:
+        import redis
+
+        client = redis.Redis.from_url(self.settings.redis_url, **self.settings.redis_kwargs())
+        try:
+            raw = client.hgetall(layout_of(self.settings).offsets)
+        finally:
+            client.close()
+        return {k.decode(): int(v) for k, v in raw.items()}  # type: ignore[union-attr]
+
     def kill_worker(self) -> None:
         assert self.worker is not None
         self.worker.proc.kill()
@@ -140,14 +187,18 @@ class Scenario:
 
     def watch(self) -> None:
         """A process that exited without being killed is a problem; it is started again."""
-        for which in ("worker", "forecaster"):
+        for which in ("worker", "forecaster", "second"):
             child: ChildProcess | None = getattr(self, which)
             if child is not None and not child.alive():
                 self.problems.append(
                     f"the {which} exited by itself with {child.proc.returncode} "
                     f"(see {child.log}); started again"
                 )
-                (self.start_worker if which == "worker" else self.start_forecaster)()
+                {
+                    "worker": self.start_worker,
+                    "forecaster": self.start_forecaster,
+                    "second": self.start_second_worker,
+                }[which]()
 
     # --- waiting -------------------------------------------------------------------------
 
@@ -200,7 +251,7 @@ class Scenario:
     def finish(self, unique_events: int) -> dict[str, Any]:
         """Stop the processes, check and read everything back: the scenario's object."""
         self.monitor.stop()
-        for child in (self.forecaster, self.worker):
+        for child in (self.forecaster, self.second, self.worker):
             if child is not None:
                 child.stop()
         check = _check(self.settings, self.ctx.events)
@@ -228,6 +279,13 @@ class Scenario:
         ]
         if any(r is None for r in recovery):
             self.problems.append("nothing applied or forecast after a restart")
+        final = self.offsets()
+        for t, at_kill in self.group_kills:
+            watched = {p for p, o in final.items() if o > at_kill.get(p, -1)}
+            moved = self.monitor.partitions_moving_after(t, at_kill, watched)
+            if moved is None:
+                self.problems.append(f"partitions {sorted(watched)} not applied after the kill")
+            recovery.append(moved)
         firsts = [first_forecast_after(cov, t) for t in self.faults]
         return {
             "name": self.name,
@@ -242,6 +300,7 @@ class Scenario:
             "recovery_s": max((r for r in recovery if r is not None), default=None),
             "first_forecast_s": max((f for f in firsts if f is not None), default=None),
             "peak_lag": self.monitor.peak_lag,
+            **self.extra,
         }
 
     def cleanup(self) -> None:
@@ -460,6 +519,108 @@ def broker_restart(ctx: ChaosContext) -> Scenario:
     return run
 
 
+def worker_join(ctx: ChaosContext) -> Scenario:
+    """A second stream worker joins the group mid-replay (a rebalance), applies, and is
+    killed with SIGKILL (a rebalance back, once the coordinator gives up on it)."""
+    run = _begin(ctx, "worker-join")
+    n = len(ctx.events)
+    replay = PacedReplay(run.settings, ctx.events, parts=24, gap_s=0.8).start()
+    run.events_in = n
+    run.wait_applied(int(0.2 * n))
+    run.start_second_worker()
+    if run.wait(lambda: run.second_assigned() > 0, "the second worker to be given partitions"):
+        given = run.stats().get("events", 0)
+        run.wait_applied(min(n, given + int(0.2 * n)))  # both apply for a while
+    run.extra = {"joined_partitions": run.second_assigned()}
+    run.kill_second_worker()
+    replay.wait()
+    run.settle(n)
+    return run
+
+
+LATE_EVENTS = 300
+"""Events of the ``late`` scenario held back from the slice's first tenth (at most a
+twentieth of the slice)."""
+
+
+def late(ctx: ChaosContext) -> Scenario:
+    """Events later than the grace period interleaved with the replay: applied, counted in
+    ``late``, their windows closed again and forecast again."""
+    import orjson
+
+    from streams.chaos.observe import read_topic
+
+    run = _begin(ctx, "late")
+    n = len(ctx.events)
+    reordered, held = late_interleaved(ctx.events, min(LATE_EVENTS, n // 20), ctx.rng)
+    replay = PacedReplay(run.settings, reordered, parts=16, gap_s=0.5).start()
+    run.events_in = n
+    replay.wait()
+    run.settle(n)
+    window_ms = run.settings.window_seconds * 1000
+    affected: dict[datetime, set[str]] = {}  # window end -> the late events' SKUs
+    for t, event in held:
+        sku = getattr(event, "sku", None)
+        if sku is not None:
+            end = datetime.fromtimestamp((t - t % window_ms + window_ms) / 1000, UTC)
+            affected.setdefault(end, set()).add(sku)
+
+    by_window: dict[tuple[int, datetime], list[tuple[datetime, set[str]]]] = {}
+    for m in read_topic(run.settings, run.settings.topic_windows_closed):
+        doc = orjson.loads(m.value())
+        key = (doc["partition"], _ts(doc["window"]["end"]))
+        by_window.setdefault(key, []).append((_ts(doc["closed_at"]), set(doc["skus"])))
+    again: dict[tuple[datetime, str], datetime] = {}  # (end, SKU) -> closed again at
+    for (_, end), msgs in by_window.items():
+        for at, skus in sorted(msgs, key=lambda x: x[0])[1:]:  # after the window's first
+            for sku in skus & affected.get(end, set()):
+                again.setdefault((end, sku), at)
+    newest: dict[str, list[tuple[datetime, datetime]]] = {}
+    for m in read_topic(run.settings, run.settings.topic_forecasts):
+        doc = orjson.loads(m.value())
+        newest.setdefault(doc["sku"], []).append(
+            (_ts(doc["window"]["end"]), _ts(doc["created_at"]))
+        )
+    republished = [e for e, skus in affected.items() if all((e, s) in again for s in skus)]
+
+    def forecast_again(e: datetime, exact: bool) -> bool:
+        """Every late SKU of window ``e`` forecast after its re-close: for ``e`` itself
+        (``exact``), or for ``e`` or a newer window (a window coalesced into a newer one)."""
+        return all(
+            any((w == e if exact else w >= e) and c >= again[(e, s)] for w, c in newest.get(s, []))
+            for s in affected[e]
+        )
+
+    reforecast = [e for e in republished if forecast_again(e, exact=True)]
+    covered = [e for e in republished if forecast_again(e, exact=False)]
+    counted = run.stats().get("late", 0)
+    run.extra = {
+        "late": counted,
+        "late_sent": len(held),
+        "late_windows": len(affected),
+        "late_windows_republished": len(republished),
+        "late_windows_reforecast": len(reforecast),
+    }
+    if counted < len(held):
+        run.problems.append(f"{counted} events counted late, {len(held)} sent late")
+    if len(republished) < len(affected):
+        missing = sorted(set(affected) - set(republished))[:3]
+        run.problems.append(
+            f"{len(affected) - len(republished)} of {len(affected)} windows with late events "
+            f"not closed again, e.g. ending {[m.isoformat() for m in missing]}"
+        )
+    if len(covered) < len(republished):
+        run.problems.append(
+            f"{len(republished) - len(covered)} windows closed again but not forecast again "
+            "(neither they nor a newer window they could be coalesced into)"
+        )
+    return run
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 SCENARIOS: dict[str, Callable[[ChaosContext], Scenario]] = {
     "worker-kill": worker_kill,
     "redis-rollback": redis_rollback,
@@ -467,5 +628,7 @@ SCENARIOS: dict[str, Callable[[ChaosContext], Scenario]] = {
     "replay-twice": replay_twice,
     "forecaster-kill": forecaster_kill,
     "broker-restart": broker_restart,
+    "worker-join": worker_join,
+    "late": late,
 }
 """Every scenario, in the order ``demandcast chaos`` runs them."""

@@ -148,3 +148,36 @@ class PacedReplay:
             raise TimeoutError("the paced replay did not finish")
         if self.error is not None:
             raise self.error
+
+
+def late_interleaved(
+    events: list[tuple[int, Event]],
+    n: int,
+    rng: random.Random,
+    *,
+    head: float = 0.1,
+    after: float = 0.5,
+) -> tuple[list[tuple[int, Event]], list[tuple[int, Event]]]:
+    """The slice with ``n`` of its events held back: taken from its first ``head`` fraction
+    and put back at random places after its first ``after`` fraction, so that each arrives
+    after events hours newer in event time (later than any grace period of minutes). The
+    same events, only in another order: the consistency check still holds. Returns the
+    reordered slice and the held-back events (in the order they are produced)."""
+    cut = int(head * len(events))
+    picked = set(rng.sample(range(cut), min(n, cut)))
+    held = [e for i, e in enumerate(events) if i in picked]
+    rest = [e for i, e in enumerate(events) if i not in picked]
+    start = max(int(after * len(events)) - len(held), 0)
+    spots = sorted(rng.randrange(start, len(rest) + 1) for _ in held)
+    out: list[tuple[int, Event]] = []
+    order: list[tuple[int, Event]] = []
+    j = 0
+    for i, e in enumerate(rest):
+        while j < len(spots) and spots[j] == i:
+            out.append(held[j])
+            order.append(held[j])
+            j += 1
+        out.append(e)
+    out += held[j:]
+    order += held[j:]
+    return out, order

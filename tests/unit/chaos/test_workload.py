@@ -11,7 +11,13 @@ from demandcast.cli_chaos import SCENARIO_NAMES
 from schemas import OrderEvent, SchemaError, decode
 from streams.chaos.observe import reason_kind
 from streams.chaos.scenarios import FIELDS, SCENARIOS
-from streams.chaos.workload import MALFORMED_KINDS, OVERSIZED_BYTES, chunks, malformed_messages
+from streams.chaos.workload import (
+    MALFORMED_KINDS,
+    OVERSIZED_BYTES,
+    chunks,
+    late_interleaved,
+    malformed_messages,
+)
 from streams.store.keys import epoch_ms
 
 from ..streams.helpers import order
@@ -46,6 +52,24 @@ def test_chunks_cover_the_events_in_order() -> None:
     events = _events(103)
     parts = chunks(events, 10)  # type: ignore[arg-type]
     assert [x for p in parts for x in p] == events and len(parts) == 10
+
+
+def test_late_events_are_the_slices_own_held_back_past_its_middle() -> None:
+    events = _events(1000)  # one a minute apart
+    out, held = late_interleaved(events, 40, random.Random(5))  # type: ignore[arg-type]
+    assert sorted(out, key=lambda e: e[1].event_id) == sorted(events, key=lambda e: e[1].event_id)
+    assert len(held) == 40 and len({e[1].event_id for e in held}) == 40
+    position = {e[1].event_id: i for i, e in enumerate(out)}
+    newest_before = 0
+    for i, (t, _) in enumerate(out):
+        if any(out[i] is h for h in held):
+            assert t <= events[99][0] and i >= 460  # from the first tenth, past the middle
+            assert newest_before - t > 5 * 3_600_000  # hours newer events arrived before it
+        else:
+            newest_before = max(newest_before, t)
+    assert [position[e[1].event_id] for e in held] == sorted(position[e[1].event_id] for e in held)
+    others = [e for e in out if all(e is not h for h in held)]
+    assert others == sorted(others, key=lambda e: e[0])
 
 
 @pytest.mark.parametrize(
