@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from demandcast.groups import command_group
+from demandcast.options import DemoReportDir, JsonFlag, UciLog
 from streams.settings import Settings
 
 console = Console(stderr=True)
@@ -30,14 +31,9 @@ def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
 
 
 def bench_restock_cmd(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
-    log: Annotated[
-        Path | None,
-        typer.Option("--log", help="UCI log (default: ../shared/data/online_retail)"),
-    ] = None,
-    report_dir: Annotated[
-        Path, typer.Option("--report-dir", help="The demo's report directory (training table)")
-    ] = Path("reports/demo"),
+    as_json: JsonFlag = False,
+    log: UciLog = None,
+    report_dir: DemoReportDir = Path("reports/demo"),
     lead_time: Annotated[
         int, typer.Option("--lead-time", min=1, help="Simulated lead time in days")
     ] = 7,
@@ -89,14 +85,9 @@ def bench_restock_cmd(
 
 
 def bench_updater_cmd(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
-    log: Annotated[
-        Path | None,
-        typer.Option("--log", help="UCI log (default: ../shared/data/online_retail)"),
-    ] = None,
-    report_dir: Annotated[
-        Path, typer.Option("--report-dir", help="The demo's report directory (training table)")
-    ] = Path("reports/demo"),
+    as_json: JsonFlag = False,
+    log: UciLog = None,
+    report_dir: DemoReportDir = Path("reports/demo"),
     cadence: Annotated[
         int, typer.Option("--cadence-days", min=1, help="Event-time days between decisions")
     ] = 7,

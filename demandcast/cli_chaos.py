@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from demandcast.options import JsonFlag, UciLog
 from streams.settings import Settings
 
 console = Console(stderr=True)
@@ -53,11 +54,8 @@ def chaos_cmd(
             show_default=False,
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
-    log: Annotated[
-        Path | None,
-        typer.Option("--log", help="UCI log (default: ../shared/data/online_retail)"),
-    ] = None,
+    as_json: JsonFlag = False,
+    log: UciLog = None,
     events: Annotated[
         int, typer.Option("--events", min=1000, help="Events of the log's slice replayed")
     ] = 30_000,

@@ -29,12 +29,18 @@ import numpy as np
 
 from models.data import Panel
 from models.evaluation import evaluate
-from streams.bench.restock import RestockBenchOptions, daily_forecasts, daily_history
+from streams.bench.restock import daily_forecasts, daily_history
 from streams.serving.model_holder import ServingModel
 from streams.settings import Settings
 from updater.cycle import fine_tune_candidate
 from updater.drift import PageHinkley
-from updater.evaluation import decide, figures, shadow_evaluate, standardized_errors
+from updater.evaluation import (
+    decide,
+    figures,
+    shadow_evaluate,
+    standardized_errors,
+    window_forecast,
+)
 from updater.exceptions import UpdaterError
 from updater.history import split_panel
 from updater.triggers import drift_trigger, holiday_trigger, schedule_trigger
@@ -64,10 +70,6 @@ def _panel(history: np.ndarray, index: Any, skus: list[str], t: int, days: int) 
         target=units[keep].astype(np.float64),
         observed=seen[keep],
     )
-
-
-def _serving(forecaster: Any, version: str, like: ServingModel) -> ServingModel:
-    return dataclasses.replace(like, version=version, forecaster=forecaster)
 
 
 def _score(
@@ -101,7 +103,7 @@ def bench_updater(
     """Replay the updater's decisions (module docstring); return the report."""
     s = settings
     t_start = time.perf_counter()
-    history, index = daily_history(RestockBenchOptions(log=opts.log, split=opts.split), skus)
+    history, index = daily_history(opts.log, skus)
     start = int(np.searchsorted(index, np.datetime64(opts.split.replace(tzinfo=None))))
     days = history.shape[1] - start
     if days < 1:
@@ -123,7 +125,9 @@ def bench_updater(
         if s.updater_holiday_trigger:
             found.append(holiday_trigger(at, horizon, s.holiday_country, seasons))
         detector = PageHinkley(delta=s.updater_drift_delta, threshold=s.updater_drift_threshold)
-        found.append(drift_trigger(at, detector, standardized_errors(current, train, holdout)))
+        champ_q = window_forecast(current, train, holdout)
+        errors = standardized_errors(current, train, holdout, champ_q)
+        found.append(drift_trigger(at, detector, errors))
         triggers = [x for x in found if x is not None]
         record: dict[str, Any] = {
             "day": at.date().isoformat(),
@@ -134,7 +138,7 @@ def bench_updater(
             began = time.perf_counter()
             candidate = fine_tune_candidate(s, current, train, shuffle_targets=opts.bad_candidate)
             fine_tune_s.append(time.perf_counter() - began)
-            champ_eval = shadow_evaluate(current, train, holdout, "champion")
+            champ_eval = shadow_evaluate(current, train, holdout, "champion", champ_q)
             cand_eval = shadow_evaluate(candidate, train, holdout, "candidate")
             verdict = decide(
                 champ_eval,
@@ -159,7 +163,7 @@ def bench_updater(
         if progress is not None:
             progress(record)
         stop = min(t + opts.cadence_days, start + days)
-        served = _serving(current, version, frozen)
+        served = dataclasses.replace(frozen, version=version, forecaster=current)
         served_q[t0 : stop - start] = daily_forecasts(served, history, index, t, stop)
     demand = history[:, start:]
     before = history[:, :start]

@@ -33,7 +33,13 @@ from streams.store.keys import layout_of
 from updater import history as hist
 from updater.audit import AuditLog, DecisionLock
 from updater.drift import PageHinkley
-from updater.evaluation import decide, figures, shadow_evaluate, standardized_errors
+from updater.evaluation import (
+    decide,
+    figures,
+    shadow_evaluate,
+    standardized_errors,
+    window_forecast,
+)
 from updater.exceptions import (
     BudgetExceededError,
     FineTuneDivergedError,
@@ -172,13 +178,16 @@ class Cycle:
             )
             decision.data = history.data_range()
             train, holdout = hist.split_panel(history.panel, horizon)
-            decision.triggers = self._triggers(champion, champ_version, at, train, holdout, horizon)
+            champ_q = window_forecast(champion, train, holdout)
+            decision.triggers = self._triggers(
+                champion, champ_version, at, train, holdout, horizon, champ_q
+            )
             if options.force and not any(t.kind == options.force for t in decision.triggers):
                 decision.triggers.append(Trigger(options.force, "forced by the operator", at))
             if not decision.triggers:
                 decision.outcome, decision.reason = "idle", "no trigger fired"
                 return decision
-            champ_eval = shadow_evaluate(champion, train, holdout, "champion")
+            champ_eval = shadow_evaluate(champion, train, holdout, "champion", champ_q)
             decision.figures["champion"] = figures(champ_eval)
             candidate = self._fine_tune(champion, train, options)
             cand_eval = shadow_evaluate(candidate, train, holdout, "candidate")
@@ -215,6 +224,7 @@ class Cycle:
         train: Any,
         holdout: Any,
         horizon: int,
+        champ_q: np.ndarray,
     ) -> list[Trigger]:
         s = self.settings
         found: list[Trigger | None] = [
@@ -235,7 +245,8 @@ class Cycle:
             seasons = [x.strip() for x in s.updater_seasons.split(",") if x.strip()]
             found.append(holiday_trigger(at, horizon, s.holiday_country, seasons))
         detector = PageHinkley(delta=s.updater_drift_delta, threshold=s.updater_drift_threshold)
-        found.append(drift_trigger(at, detector, standardized_errors(champion, train, holdout)))
+        errors = standardized_errors(champion, train, holdout, champ_q)
+        found.append(drift_trigger(at, detector, errors))
         return [t for t in found if t is not None]
 
     def _fine_tune(self, champion: Any, train: Any, options: CycleOptions) -> Any:

@@ -26,10 +26,19 @@ def season_of(history_days: int) -> int:
     return 7 if history_days >= 14 else 1
 
 
-def shadow_evaluate(forecaster: Any, train: Panel, holdout: Panel, who: str) -> Evaluation:
-    """Score ``forecaster``'s forecast of ``holdout`` made from ``train``."""
-    future = {k: v for k, v in holdout.known.items()}
-    q = np.asarray(forecaster.predict(train, holdout.length, future or None))
+def window_forecast(forecaster: Any, train: Panel, holdout: Panel) -> np.ndarray:
+    """``forecaster``'s quantiles of ``holdout`` made from ``train`` (the window's actual
+    known covariates as the future)."""
+    future = dict(holdout.known)
+    return np.asarray(forecaster.predict(train, holdout.length, future or None))
+
+
+def shadow_evaluate(
+    forecaster: Any, train: Panel, holdout: Panel, who: str, q: np.ndarray | None = None
+) -> Evaluation:
+    """Score ``forecaster``'s forecast of ``holdout`` made from ``train`` (``q``: that
+    forecast, when already made)."""
+    q = window_forecast(forecaster, train, holdout) if q is None else q
     if not np.isfinite(q).all():
         raise FineTuneDivergedError(f"the {who}'s forecasts hold NaN or infinite values")
     actual = np.where(holdout.observed, holdout.target, np.nan)
@@ -43,10 +52,13 @@ def shadow_evaluate(forecaster: Any, train: Panel, holdout: Panel, who: str) -> 
     )
 
 
-def standardized_errors(forecaster: Any, train: Panel, holdout: Panel) -> np.ndarray:
+def standardized_errors(
+    forecaster: Any, train: Panel, holdout: Panel, q: np.ndarray | None = None
+) -> np.ndarray:
     """The champion's errors on the window, day by day: (actual - median) / scale, where the
-    scale is each SKU's mean absolute day-to-day change in ``train`` (NaN-free, in order)."""
-    q = np.asarray(forecaster.predict(train, holdout.length, dict(holdout.known) or None))
+    scale is each SKU's mean absolute day-to-day change in ``train`` (NaN-free, in order;
+    ``q``: the champion's forecast of the window, when already made)."""
+    q = window_forecast(forecaster, train, holdout) if q is None else q
     levels = list(forecaster.quantile_levels)
     med = q[..., int(np.argmin([abs(x - 0.5) for x in levels]))]
     diffs = np.abs(np.diff(train.target, axis=1))

@@ -3,7 +3,7 @@ the restock helper :func:`demand_quantile_over`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -122,28 +122,23 @@ def demand_quantile_over(
     if float(rho) >= _COMONOTONE:
         cum = np.concatenate([np.zeros((n, 1)), np.cumsum(daily, axis=1)], axis=1)
         rows = np.arange(n)
-        t_lo, t_hi = cum[rows, lo], cum[rows, hi]
-    else:
-        # sample only each series' own two interval lengths (not every length for every one)
-        bounds = tuple(sorted({int(k) for k in np.concatenate([lo, hi]) if k > 1}))
-        draws = (
-            _draws(arr, lv, bounds, float(rho), dependence, num_samples, seed) if bounds else None
-        )
-        col = np.zeros(top + 1, dtype=np.int64)
-        col[list(bounds)] = np.arange(len(bounds))
+        return _between(lambda k: cum[rows, k], d, lo, hi)
+    # sample only each series' own two interval lengths (not every length for every one)
+    bounds = tuple(sorted({int(k) for k in np.concatenate([lo, hi]) if k > 1}))
+    draws = _draws(arr, lv, bounds, float(rho), dependence, num_samples, seed) if bounds else None
+    col = np.zeros(top + 1, dtype=np.int64)
+    col[list(bounds)] = np.arange(len(bounds))
 
-        def total(k: np.ndarray) -> np.ndarray:
-            out = np.where(k == 1, daily[:, 0], 0.0)
-            many = np.flatnonzero(k > 1)
-            if many.size and draws is not None:
-                picked = draws[many, col[k[many]]]
-                picked.sort(axis=-1)
-                out[many] = _hazen(picked, lv_out)[:, 0]
-            return out
+    def total(k: np.ndarray) -> np.ndarray:
+        out = np.where(k == 1, daily[:, 0], 0.0)
+        many = np.flatnonzero(k > 1)
+        if many.size and draws is not None:
+            picked = draws[many, col[k[many]]]
+            picked.sort(axis=-1)
+            out[many] = _hazen(picked, lv_out)[:, 0]
+        return out
 
-        t_lo = total(lo)
-        t_hi = np.maximum(total(hi), t_lo)
-    return np.asarray(np.clip(t_lo + (d - lo) * (t_hi - t_lo), 0.0, None))
+    return _between(total, d, lo, hi)
 
 
 def _quantile_with(
@@ -178,6 +173,14 @@ def _quantile_with(
         picked.sort(axis=-1)
         return np.asarray(_hazen(picked, lv_out)[:, 0])
 
+    return _between(total, d, lo, hi)
+
+
+def _between(
+    total: Callable[[np.ndarray], np.ndarray], d: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
+    """The total over fractional ``d`` days: linear between the totals over ``lo`` =
+    floor(d) and ``hi`` = ceil(d) days (never decreasing), non-negative."""
     t_lo = total(lo)
     t_hi = np.maximum(total(hi), t_lo)
     return np.asarray(np.clip(t_lo + (d - lo) * (t_hi - t_lo), 0.0, None))

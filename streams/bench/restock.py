@@ -86,12 +86,12 @@ class Replay:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def daily_history(opts: RestockBenchOptions, skus: list[str]) -> tuple[np.ndarray, Any]:
+def daily_history(log: Path, skus: list[str]) -> tuple[np.ndarray, Any]:
     """``(N, T)`` daily units of ``skus`` over the whole log (zeros before first sale) and
     the day index."""
     from models.data import panel_from_frame, read_uci_log, uci_to_long
 
-    lines = read_uci_log(opts.log)
+    lines = read_uci_log(log)
     lines = lines[lines["StockCode"].isin(set(skus))]
     panel = panel_from_frame(uci_to_long(lines, "D", None, from_log_start=True), "D")
     row = {s: i for i, s in enumerate(panel.series_ids)}
@@ -135,7 +135,7 @@ def load_replay(opts: RestockBenchOptions, model: Any, skus: list[str]) -> Repla
     """The replay's demand of ``skus`` and the serving ``model``'s daily forecasts (from
     ``opts.cache`` when it holds them for the same model version and SKUs)."""
     t1 = time.perf_counter()
-    history, index = daily_history(opts, skus)
+    history, index = daily_history(opts.log, skus)
     start = int(np.searchsorted(index, np.datetime64(opts.split.replace(tzinfo=None))))
     key = f"{model.version}:{len(skus)}:{history.shape[1]}:{start}:{float(history.sum())}"
     quantiles = None
@@ -208,6 +208,7 @@ def empirical_policy(
     knots = sorted({1, 2, 4, 7, 14, horizon, protection, trigger})
     days = np.arange(1, horizon + 1)
     grid = tuple((np.arange(EMPIRICAL_DRAWS) + 0.5) / EMPIRICAL_DRAWS)
+    shuffle = np.random.default_rng(1).permutation(EMPIRICAL_DRAWS)  # totals vs undershoot
 
     def decide(t: int, on_hand: np.ndarray, on_order: np.ndarray) -> RestockArrays:
         hist, seen = _history_before(replay, t)
@@ -218,8 +219,7 @@ def empirical_policy(
         under = undershoot_draws(
             draws[:, :1], grid, np.ones(len(on_hand)), num_samples=EMPIRICAL_DRAWS
         )
-        rng = np.random.default_rng(1)
-        lead_total = draws[:, 1, rng.permutation(EMPIRICAL_DRAWS)]
+        lead_total = draws[:, 1, shuffle]
         reorder_point = np.quantile(lead_total + under, service_level, axis=1)
         order_up_to = np.maximum(totals[:, knots.index(protection), 1], reorder_point)
         x = np.array([0, *knots], dtype=float)
