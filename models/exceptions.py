@@ -44,12 +44,34 @@ class RegistryCorruptError(RegistryError):
         )
 
 
+class RegistryPathError(RegistryError):
+    """A version name or a registry file that would lead outside the registry directory
+    (``..``, an absolute path, a symbolic link out): refused."""
+
+
+class FingerprintMismatchError(RegistryCorruptError):
+    """A version's files differ from the fingerprint (``file_sha256``) in its metadata:
+    refused, it is not the model that was registered."""
+
+    def __init__(self, version: str, path: object, reason: str) -> None:
+        self.version = version
+        self.path = path
+        ModelError.__init__(
+            self,
+            f"refused model version {version}: file {path} does not match the fingerprint "
+            f"in its metadata.json ({reason}); it is not the model that was registered. "
+            "Restore the file, or register the model again as a new version.",
+        )
+
+
 __all__ = [
     "CovariateError",
     "DataError",
+    "FingerprintMismatchError",
     "InputError",
     "ModelError",
     "NotFittedError",
     "RegistryCorruptError",
     "RegistryError",
+    "RegistryPathError",
 ]

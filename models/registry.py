@@ -15,6 +15,7 @@ on ``previous``; ``rollback`` pops it back.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -26,13 +27,39 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from models.exceptions import RegistryCorruptError, RegistryError
+from models.exceptions import (
+    FingerprintMismatchError,
+    RegistryCorruptError,
+    RegistryError,
+    RegistryPathError,
+)
 
 VERSION_RE = re.compile(r"^v(\d{4,})$")
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 METADATA = "metadata.json"
 POINTER = "champion.json"
+FINGERPRINT = "file_sha256"
+"""The ``metadata.json`` key of a version's fingerprint: ``{file name: sha256 hex}`` of
+every file of the version but ``metadata.json`` itself, written by :meth:`register`."""
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(directory: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file under ``directory`` but ``metadata.json``."""
+    return {
+        p.relative_to(directory).as_posix(): file_sha256(p)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.relative_to(directory).as_posix() != METADATA
+    }
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -103,17 +130,47 @@ class ModelRegistry:
             raise RegistryCorruptError(
                 self.pointer, 'expected {"champion": ..., "previous": [...]}'
             )
-        return {"champion": data["champion"], "previous": list(data.get("previous", []))}
+        previous = list(data.get("previous", []))
+        for value in [data["champion"], *previous]:
+            if value is not None and (
+                not isinstance(value, str) or not VERSION_RE.fullmatch(value)
+            ):
+                raise RegistryCorruptError(
+                    self.pointer,
+                    f"names {value!r}, not a version name (vNNNN): a pointer never names a "
+                    "path (refused: it could point outside the registry directory)",
+                )
+        return {"champion": data["champion"], "previous": previous}
 
     def champion(self) -> str | None:
         """The champion version, or ``None`` when nothing was promoted yet."""
         value = self._pointer()["champion"]
         return str(value) if value is not None else None
 
-    def path(self, version: str) -> Path:
-        """Directory of ``version``; :class:`RegistryError` when it does not exist."""
+    def _inside(self, version: str) -> Path:
+        """``versions/<version>``, refused (:class:`RegistryPathError`) unless ``version``
+        is a version name (``vNNNN``) and the directory, symbolic links resolved, lies
+        inside the registry's ``versions`` directory."""
+        if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
+            raise RegistryPathError(
+                f"refused model version {version!r}: not a version name (vNNNN); a version "
+                f"is a directory of {self.versions_dir}, never a path (no '/', '..' or "
+                "absolute paths)"
+            )
         p = self.versions_dir / version
-        if not VERSION_RE.match(version) or not p.is_dir():
+        if p.exists() and not p.resolve().is_relative_to(self.versions_dir.resolve()):
+            raise RegistryPathError(
+                f"refused model version {version}: {p} resolves to {p.resolve()}, outside "
+                f"the registry directory {self.versions_dir}"
+            )
+        return p
+
+    def path(self, version: str) -> Path:
+        """Directory of ``version``; :class:`RegistryError` when it does not exist,
+        :class:`RegistryPathError` when the name or the directory is not inside the
+        registry."""
+        p = self._inside(version)
+        if not p.is_dir():
             known = ", ".join(self.versions()) or "none"
             raise RegistryError(
                 f"unknown model version {version!r} in {self.root}; known versions: {known} "
@@ -162,9 +219,12 @@ class ModelRegistry:
         }
 
     def verify(self, version: str) -> Path:
-        """Check that the version's files are readable; return its directory."""
+        """Check that the version's files are inside the registry, match the fingerprint in
+        its metadata (when it has one: versions registered before fingerprints have none)
+        and are readable; return its directory."""
         p = self.path(version)
-        self.metadata(version)
+        meta = self.metadata(version)
+        self._check_files(version, p, meta.get(FINGERPRINT))
         cfg = p / CONFIG
         if not cfg.exists():
             raise RegistryCorruptError(cfg, "missing")
@@ -181,6 +241,43 @@ class ModelRegistry:
         except Exception as exc:  # safetensors raises its own error types
             raise RegistryCorruptError(weights, f"unreadable safetensors ({exc})") from None
         return p
+
+    def _check_files(self, version: str, p: Path, expected: Any) -> None:
+        """Every file of the version lies inside it (no link out of the registry), and, when
+        the metadata has a fingerprint, the files are exactly those it lists, byte for byte."""
+        root = p.resolve()
+        for f in sorted(p.rglob("*")):
+            if not f.resolve().is_relative_to(root):
+                raise RegistryPathError(
+                    f"refused model version {version}: {f} resolves to {f.resolve()}, "
+                    f"outside the version directory {p}"
+                )
+        if expected is None:
+            return
+        if not isinstance(expected, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in expected.items()
+        ):
+            raise RegistryCorruptError(
+                p / METADATA, f"{FINGERPRINT!r} must map file names to SHA-256 digests"
+            )
+        for name in expected:
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise RegistryPathError(
+                    f"refused model version {version}: its fingerprint names {name!r}, a "
+                    "path outside the version directory"
+                )
+        actual = fingerprint(p)
+        for name in sorted(set(expected) | set(actual)):
+            if name not in actual:
+                raise FingerprintMismatchError(version, p / name, "listed but missing")
+            if name not in expected:
+                raise FingerprintMismatchError(version, p / name, "not in the fingerprint")
+            if actual[name] != expected[name]:
+                raise FingerprintMismatchError(
+                    version,
+                    p / name,
+                    f"sha256 {actual[name][:12]}... differs from {expected[name][:12]}...",
+                )
 
     def load(self, version: str, device: str = "auto") -> Any:
         """Load a version as a :class:`~models.pipeline.TransformerForecaster`."""
@@ -234,6 +331,7 @@ class ModelRegistry:
                 existing = [int(v[1:]) for v in self.versions()]
                 version = f"v{(max(existing) + 1) if existing else 1:04d}"
                 meta["version"] = version
+                meta[FINGERPRINT] = fingerprint(tmp)
                 atomic_write_json(tmp / METADATA, meta)
                 try:
                     os.rename(tmp, self.versions_dir / version)
@@ -288,4 +386,11 @@ class ModelRegistry:
         return str(target)
 
 
-__all__ = ["ModelRegistry", "VersionInfo", "atomic_write_json", "read_json"]
+__all__ = [
+    "ModelRegistry",
+    "VersionInfo",
+    "atomic_write_json",
+    "file_sha256",
+    "fingerprint",
+    "read_json",
+]
