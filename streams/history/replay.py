@@ -2,8 +2,9 @@
 
 :func:`load_events` reads a log with :mod:`streams.history.sources`, keeps the events inside
 ``[start, end)``, sorts them by event time (stable: file order breaks ties) and keeps the
-first ``limit``. :func:`replay` produces them with an idempotent confluent-kafka producer
-at full speed or ``speed``× real time, and returns a :class:`ReplaySummary`.
+first ``limit``; rejected rows are counted by reason, with the first of each (line and
+detail) kept as an example. :func:`replay` produces them with an idempotent confluent-kafka
+producer at full speed or ``speed``× real time, and returns a :class:`ReplaySummary`.
 """
 
 from __future__ import annotations
@@ -31,8 +32,17 @@ class Loaded:
     events: list[tuple[int, Event]]
     rows_read: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    first_rejected: dict[str, Rejected] = field(default_factory=dict)
     out_of_range: int = 0
     over_limit: int = 0
+
+    def rejected_examples(self) -> dict[str, str]:
+        """The first rejected row of each reason, ``"line N: detail"``, most frequent first."""
+        out = {}
+        for reason, _n in self.rejected.most_common():
+            first = self.first_rejected[reason]
+            out[reason] = f"line {first.row}" + (f": {first.detail}" if first.detail else "")
+        return out
 
 
 @dataclass
@@ -46,6 +56,7 @@ class ReplaySummary:
     over_limit: int
     seconds: float
     by_topic: dict[str, int]
+    rejected_examples: dict[str, str] = field(default_factory=dict)
 
     @property
     def rows_rejected(self) -> int:
@@ -57,6 +68,7 @@ class ReplaySummary:
             "events_produced": self.events_produced,
             "rows_rejected": self.rows_rejected,
             "rejected": self.rejected,
+            "rejected_examples": self.rejected_examples,
             "out_of_range": self.out_of_range,
             "over_limit": self.over_limit,
             "by_topic": self.by_topic,
@@ -83,6 +95,7 @@ def load_events(
         loaded.rows_read += 1
         if isinstance(item, Rejected):
             loaded.rejected[item.reason] += 1
+            loaded.first_rejected.setdefault(item.reason, item)
             continue
         t = epoch_ms(item.event_time)
         if (lo is not None and t < lo) or (hi is not None and t >= hi):
@@ -192,6 +205,7 @@ def replay(
         rows_read=loaded.rows_read,
         events_produced=len(loaded.events),
         rejected=dict(loaded.rejected.most_common()),
+        rejected_examples=loaded.rejected_examples(),
         out_of_range=loaded.out_of_range,
         over_limit=loaded.over_limit,
         seconds=time.monotonic() - t0,
