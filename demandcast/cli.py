@@ -71,7 +71,7 @@ def settings_cmd(
     if table:
         print(settings_table())
         return
-    print(get_settings().model_dump_json(indent=2))
+    print(json.dumps(get_settings().public_dump(), indent=2))
 
 
 @app.command("doctor")
@@ -107,17 +107,37 @@ def _print_status(statuses: list[ServiceStatus]) -> None:
 
 
 @stack_app.command("up")
-def stack_up() -> None:
+def stack_up(
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="Kafka with SASL (SCRAM-SHA-512 unless DEMANDCAST_KAFKA_SASL_MECHANISM says "
+            "otherwise) and Redis with an ACL user; credentials from the settings or "
+            "generated, kept in the state directory (0600)",
+        ),
+    ] = False,
+) -> None:
     """Start the embedded Kafka (KRaft) and Redis; wait until both answer."""
     import time
 
     from streams.stack.embedded import EmbeddedStack
 
     started = time.monotonic()
+    stack = EmbeddedStack(get_settings(), secure=secure)
     with console.status("starting the embedded Kafka and Redis ..."):
-        statuses = EmbeddedStack(get_settings()).up()
+        statuses = stack.up()
     _print_status(statuses)
     console.print(f"stack up in {time.monotonic() - started:.1f}s")
+    if stack.credentials is not None:
+        creds = stack.credentials
+        console.print(
+            f"secure: Kafka SASL_PLAINTEXT/{creds.mechanism} as {creds.kafka_username!r}, "
+            f"Redis ACL user {creds.redis_username!r} (default user off); the client "
+            f"settings are in {stack.env_file} (mode 0600). Export them with\n"
+            f"  set -a; . {stack.env_file}; set +a",
+            soft_wrap=True,
+        )
 
 
 @stack_app.command("down")
@@ -312,9 +332,21 @@ def main() -> None:
         if _is_usage_error(exc):
             exc.show()  # type: ignore[attr-defined]
             sys.exit(ExitCode.BAD_INPUT)
-        typer.echo(f"error: {describe(exc)}", err=True)  # plain: paths must not be wrapped
+        message = _redacted(describe(exc))
+        typer.echo(f"error: {message}", err=True)  # plain: paths must not be wrapped
         sys.exit(exit_code_of(exc))
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _redacted(text: str) -> str:
+    """``text`` with every secret of the settings (and any URL password) as ``***``."""
+    from streams.observability.logs import Redactor
+
+    try:
+        redact = Redactor.of(get_settings())
+    except Exception:  # settings invalid (typer.Exit): still mask URL passwords
+        redact = Redactor([])
+    return redact(text)
 
 
 def _is_usage_error(exc: Exception) -> bool:

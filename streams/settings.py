@@ -8,6 +8,7 @@ project reads the environment. The README's settings table is generated from thi
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +50,9 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
         description="Redis URL; rediss:// for TLS, redis://user@host:port/db for ACL users",
+    )
+    redis_username: str | None = Field(
+        None, description="Redis ACL user name (with REDIS_PASSWORD; default: the URL's)"
     )
     redis_password: SecretStr | None = Field(None, description="Redis password (secret)")
     redis_prefix: str = Field(
@@ -338,9 +342,20 @@ class Settings(BaseSettings):
     def redis_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``redis.Redis.from_url(self.redis_url, **kwargs)``."""
         kwargs: dict[str, Any] = {}
+        if self.redis_username:
+            kwargs["username"] = self.redis_username
         if self.redis_password is not None:
             kwargs["password"] = self.redis_password.get_secret_value()
         return kwargs
+
+    def public_dump(self) -> dict[str, Any]:
+        """The settings as JSON-ready values with every secret hidden: the passwords as
+        ``**********``, a password inside a URL as ``***`` (``demandcast settings``)."""
+        data = self.model_dump(mode="json")
+        for name, value in data.items():
+            if isinstance(value, str) and "://" in value:
+                data[name] = mask_url(value)
+        return data
 
     def as_env(self) -> dict[str, str]:
         """The environment under which a child process builds exactly these settings
@@ -380,6 +395,14 @@ class Settings(BaseSettings):
             self.topic_alerts_pricing,
             self.topic_model_updates,
         )
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@/\s]+)(@)")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its user info, if any, written as ``***``."""
+    return _URL_PASSWORD.sub(r"\1***\3", url)
 
 
 def settings_table() -> str:

@@ -28,6 +28,17 @@ from streams.exceptions import StackError
 from streams.settings import Settings
 from streams.stack.health import Health, check_redis, check_services
 from streams.stack.processes import proc_status_mb
+from streams.stack.secure import (
+    StackCredentials,
+    client_settings,
+    ensure_credentials,
+    kafka_listener_properties,
+    load_credentials,
+    redis_acl_lines,
+    scram_format_args,
+    write_client_env,
+    write_private,
+)
 
 KAFKA_VERSION_RE = re.compile(r"<kafka\.version>([^<]+)</kafka\.version>")
 _LOCALHOST = "127.0.0.1"
@@ -181,13 +192,35 @@ def _read_pid(path: Path) -> int | None:
 
 
 class EmbeddedStack:
-    """Start, stop and inspect the embedded Kafka + Redis described by ``settings``."""
+    """Start, stop and inspect the embedded Kafka + Redis described by ``settings``.
 
-    def __init__(self, settings: Settings) -> None:
+    ``secure``: Kafka with SASL and Redis with an ACL user (:mod:`streams.stack.secure`).
+    Being secure is a property of the state directory: one started secure once (it holds
+    ``credentials.json``) starts secure again, with the same credentials.
+    """
+
+    def __init__(self, settings: Settings, *, secure: bool = False) -> None:
         self.settings = settings
         self.root = settings.state_dir.resolve()
         self.kafka_dir = self.root / "kafka"
         self.redis_dir = self.root / "redis"
+        self._secure = secure
+        self.credentials: StackCredentials | None = None
+
+    @property
+    def secure(self) -> bool:
+        """Whether this stack runs (or will run) with authentication."""
+        return self._secure or self.credentials is not None or self._stored() is not None
+
+    def _stored(self) -> StackCredentials | None:
+        if self.credentials is None:
+            self.credentials = load_credentials(self.root)
+        return self.credentials
+
+    @property
+    def env_file(self) -> Path:
+        """``credentials.env`` of a secure stack: the client settings, to export."""
+        return self.root / "credentials.env"
 
     # paths
     @property
@@ -207,6 +240,15 @@ class EmbeddedStack:
         s = self.settings
         redis_pid = _read_pid(self.redis_pid_file)
         kafka_pid = _read_pid(self.kafka_pid_file)
+        if self.secure:
+            if self._stored() is None and (self.kafka_dir / "data" / "meta.properties").exists():
+                raise StackError(
+                    f"the stack under {self.root} was made without --secure: its Kafka has no "
+                    "SASL users; set another DEMANDCAST_STATE_DIR (or remove this one) for "
+                    "a secure stack"
+                )
+            self.credentials = ensure_credentials(s, self.root)
+            write_client_env(s, self.credentials, self.root)
         if not _pid_alive(redis_pid):
             self._check_port_free(s.stack_redis_port, "Redis")
             self._start_redis()
@@ -228,9 +270,12 @@ class EmbeddedStack:
         binary = ensure_redis_server()
         self.redis_dir.mkdir(parents=True, exist_ok=True)
         conf = self.redis_dir / "redis.conf"
-        conf.write_text(
+        acl = redis_acl_lines(self.credentials) if self.credentials else []
+        write_private(
+            conf,
             "\n".join(
                 [
+                    *acl,
                     f"port {self.settings.stack_redis_port}",
                     f"bind {_LOCALHOST}",
                     f"dir {self.redis_dir}",
@@ -242,7 +287,7 @@ class EmbeddedStack:
                     f"logfile {self.redis_dir / 'redis.log'}",
                     "",
                 ]
-            )
+            ),
         )
         proc = subprocess.Popen(
             [binary, str(conf)],
@@ -256,17 +301,25 @@ class EmbeddedStack:
     def _kafka_properties(self) -> str:
         s = self.settings
         data = self.kafka_dir / "data"
-        return "\n".join(
-            [
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@{_LOCALHOST}:{s.stack_controller_port}",
+        if self.credentials is not None:
+            listeners = kafka_listener_properties(
+                self.credentials, _LOCALHOST, s.stack_kafka_port, s.stack_controller_port
+            )
+        else:
+            listeners = [
                 f"listeners=PLAINTEXT://{_LOCALHOST}:{s.stack_kafka_port},"
                 f"CONTROLLER://{_LOCALHOST}:{s.stack_controller_port}",
                 f"advertised.listeners=PLAINTEXT://{_LOCALHOST}:{s.stack_kafka_port}",
                 "controller.listener.names=CONTROLLER",
                 "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
                 "inter.broker.listener.name=PLAINTEXT",
+            ]
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@{_LOCALHOST}:{s.stack_controller_port}",
+                *listeners,
                 f"log.dirs={data}",
                 f"num.partitions={s.partitions}",
                 "offsets.topic.replication.factor=1",
@@ -286,7 +339,7 @@ class EmbeddedStack:
         lib = kafka_lib_dir(self.settings)
         self.kafka_dir.mkdir(parents=True, exist_ok=True)
         props = self.kafka_dir / "server.properties"
-        props.write_text(self._kafka_properties())
+        write_private(props, self._kafka_properties())
         log_conf = self.kafka_dir / "log4j2.yaml"
         log_conf.write_text(_stack_file("log4j2.yaml"))
         classpath = f"{lib}/*"
@@ -304,14 +357,27 @@ class EmbeddedStack:
         ]
         if not (self.kafka_dir / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            scram = scram_format_args(self.credentials) if self.credentials else []
             fmt = subprocess.run(
-                [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+                [
+                    *jvm,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(props),
+                    *scram,
+                ],
                 capture_output=True,
                 text=True,
                 check=False,
             )
             if fmt.returncode != 0:
-                raise StackError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
+                out = fmt.stdout + fmt.stderr
+                for secret in self.credentials.secrets() if self.credentials else []:
+                    out = out.replace(secret, "***")
+                raise StackError(f"formatting Kafka storage failed:\n{out}")
         proc = subprocess.Popen(
             [*jvm, "kafka.Kafka", str(props)],
             stdin=subprocess.DEVNULL,
@@ -353,9 +419,13 @@ class EmbeddedStack:
                 "kafka_security_protocol": "PLAINTEXT",
                 "kafka_sasl_mechanism": None,
                 "redis_url": f"redis://{_LOCALHOST}:{self.settings.stack_redis_port}/0",
+                "redis_username": None,
                 "redis_password": None,
             }
         )
+        creds = self._stored()
+        if creds is not None:
+            local = client_settings(local, creds)
         if not _port_open(port):  # skip librdkafka's timeout while the broker is down
             return Health(kafka=f"nothing listens on port {port}", redis=check_redis(local))
         return check_services(local, timeout_s=2.0)

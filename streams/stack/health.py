@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.settings import Settings
+from streams.settings import Settings, mask_url
 
 
 @dataclass(frozen=True)
@@ -51,5 +51,5 @@ def check_redis(settings: Settings, timeout_s: float = 3.0) -> str | None:
         client.ping()
         client.close()
     except redis.RedisError as exc:
-        return f"{settings.redis_url}: {exc}"
+        return f"{mask_url(settings.redis_url)}: {exc}"
     return None
