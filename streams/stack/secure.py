@@ -202,7 +202,8 @@ def _check_consistent(settings: Settings, stored: StackCredentials, root: Path) 
     differ = [name for name, (mine, theirs) in given.items() if mine and mine != theirs]
     if differ:
         raise StackError(
-            f"{', '.join(differ)} differ from the credentials the secure stack under {root} "
+            f"{', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'} from the "
+            f"credentials the secure stack under {root} "
             f"was made with ({credentials_file(root)}): export those "
             f"(`set -a; . {root / CREDENTIALS_ENV}; set +a`), unset yours, or use another "
             "DEMANDCAST_STATE_DIR"
