@@ -342,9 +342,11 @@ class Settings(BaseSettings):
     def redis_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``redis.Redis.from_url(self.redis_url, **kwargs)``."""
         kwargs: dict[str, Any] = {}
-        if self.redis_username:
-            kwargs["username"] = self.redis_username
         if self.redis_password is not None:
+            # the user name only with a password: settings that drop the password (a stack
+            # of their own, plaintext) connect as the URL says, not as a user without one
+            if self.redis_username:
+                kwargs["username"] = self.redis_username
             kwargs["password"] = self.redis_password.get_secret_value()
         return kwargs
 

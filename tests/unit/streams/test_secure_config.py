@@ -120,3 +120,10 @@ def test_command_errors_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         cli.get_settings.cache_clear()
     assert "redis-Secret-3" not in text and "other-Pw-4" not in text
+
+
+def test_redis_user_name_goes_only_with_a_password() -> None:
+    s = Settings(redis_username="bob", redis_password=SecretStr(GIVEN))
+    assert s.redis_kwargs() == {"username": "bob", "password": GIVEN}
+    # settings that drop the password (the chaos stack's, plaintext) send no user name
+    assert s.model_copy(update={"redis_password": None}).redis_kwargs() == {}
