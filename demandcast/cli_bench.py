@@ -41,6 +41,18 @@ def bench_restock_cmd(
         int | None,
         typer.Option("--review-days", min=0, help="Review period (default: the setting)"),
     ] = None,
+    order_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--order-cost",
+            min=0.0,
+            help="Order cost in unit-days of holding: per-SKU economic order intervals "
+            "(default: the setting)",
+        ),
+    ] = None,
+    no_sweep: Annotated[
+        bool, typer.Option("--no-sweep", help="Skip the seasonal_naive service-level sweep")
+    ] = False,
     cache: Annotated[
         Path | None,
         typer.Option("--cache", help="Cache of the daily forecasts (default: in --report-dir)"),
@@ -66,6 +78,8 @@ def bench_restock_cmd(
         split=demo.split,
         lead_time_days=lead_time,
         review_days=review_days,
+        order_cost=order_cost,
+        sweep=not no_sweep,
         cache=cache or report_dir / "data" / "bench_restock_forecasts.npz",
     )
     report = bench_restock(settings, opts, model, skus)

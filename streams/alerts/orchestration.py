@@ -206,6 +206,7 @@ class AlertEvaluator:
             review_period_days=s.restock_review_days,
             service_level=s.restock_service_level,
             rho=ctx.model.interval_rho,
+            order_cost_unit_days=s.restock_order_cost_unit_days,
         )
         is_open = np.array([raw is not None for raw in open_raw], dtype=bool)
         return np.asarray(with_stock & (arrays.needs_restock | is_open)), arrays
@@ -235,7 +236,9 @@ class AlertEvaluator:
             service_level=s.restock_service_level,
             demand_over_lead_time=assessment.demand_over_lead_time,
             lead_time_days=st["lead_time_days"] or 0.0,
-            review_period_days=s.restock_review_days,
+            review_period_days=s.restock_review_days
+            if assessment.review_period_days is None
+            else assessment.review_period_days,
             on_hand=st["on_hand"],
             on_order=st["on_order"] or 0,
             recommended_order_qty=assessment.recommended_order_qty,

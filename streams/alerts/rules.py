@@ -99,6 +99,36 @@ CHECK_PERIOD_DAYS = 1.0
 between two looks is the step by which the stock position passes the reorder point."""
 
 
+MAX_REVIEW_DAYS = 56.0
+"""Longest order interval :func:`order_intervals` gives (two forecast horizons of 28 days:
+beyond that the forecast says little about the demand the order must cover)."""
+
+
+def order_intervals(
+    mean_daily: np.ndarray,
+    minimum: float | np.ndarray,
+    order_cost_unit_days: float,
+    maximum: float = MAX_REVIEW_DAYS,
+) -> np.ndarray:
+    """Each SKU's review period (days between its orders): the economic order interval
+    ``sqrt(2 K / (h d))`` of a SKU selling ``d`` units a day, where ``K / h`` — the cost of
+    placing an order in units of the cost of holding one unit for a day — is
+    ``order_cost_unit_days``; never below ``minimum`` nor above ``maximum``.
+
+    The interval that minimises ordering plus holding cost (Harris' EOQ, as an interval):
+    a slow seller orders rarely, its cycle stock costs little; a fast seller orders often,
+    since each day of cycle stock costs many units. ``order_cost_unit_days`` 0: ``minimum``
+    for every SKU (a fixed review period). A SKU with no expected demand gets ``maximum``.
+    """
+    rate = np.clip(np.asarray(mean_daily, dtype=float), 0.0, None)
+    low = np.broadcast_to(np.asarray(minimum, dtype=float), rate.shape)
+    if order_cost_unit_days <= 0:
+        return np.array(low, dtype=float)
+    with np.errstate(divide="ignore"):
+        eoq = np.where(rate > 0, np.sqrt(2.0 * order_cost_unit_days / rate), np.inf)
+    return np.clip(eoq, low, np.maximum(low, maximum))
+
+
 COVER_CHUNK = 256
 """SKUs per block of the cumulative-median draws (``(chunk, horizon, 512)`` floats)."""
 
@@ -117,6 +147,8 @@ class RestockAssessment:
     recommended_order_qty: int
     days_of_cover: float
     expected_stockout_date: date | None
+    review_period_days: float | None = None
+    """The review period the order-up-to level covers (None: the caller's setting)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +162,8 @@ class RestockArrays:
     days_of_cover: np.ndarray
     reorder_point: np.ndarray | None = None
     """Below it (stock on hand plus on order) a restock is needed."""
+    review_period: np.ndarray | None = None
+    """Each SKU's review period in days (:func:`order_intervals`)."""
 
     def stockout_offset(self) -> np.ndarray:
         """Days from the first day to the expected stock-out (-1: none expected)."""
@@ -145,6 +179,9 @@ class RestockArrays:
             recommended_order_qty=int(self.recommended_order_qty[i]),
             days_of_cover=round(float(self.days_of_cover[i]), 2),
             expected_stockout_date=None if offset < 0 else first_day + timedelta(days=offset),
+            review_period_days=None
+            if self.review_period is None
+            else round(float(self.review_period[i]), 2),
         )
 
 
@@ -205,9 +242,12 @@ def assess_restock_many(
     rho: float,
     policy: RestockPolicy = "model",
     check_period_days: float = CHECK_PERIOD_DAYS,
+    order_cost_unit_days: float = 0.0,
 ) -> RestockArrays:
     """The restock decision of ``N`` SKUs: ``values`` ``(N, H, L)`` daily quantiles; stock
-    on hand, on order and lead time ``(N,)``; the review period.
+    on hand, on order and lead time ``(N,)``; the review period — with
+    ``order_cost_unit_days`` above 0, the shortest one: each SKU's is its economic order
+    interval (:func:`order_intervals`) at the mean of its daily forecast quantiles.
 
     Policy ``model``, from the interval distribution (:func:`models.intervals.
     demand_quantile_over`, days joined with ``rho``): the reorder point ``s`` is the
@@ -234,7 +274,11 @@ def assess_restock_many(
     on_hand = np.asarray(on_hand, dtype=float)
     position = on_hand + np.asarray(on_order, dtype=float)
     lead = np.asarray(lead_time_days, dtype=float) * np.ones(len(on_hand))
-    review = np.asarray(review_period_days, dtype=float)
+    review = order_intervals(
+        values.mean(axis=(1, 2)) if values.size else np.zeros(len(on_hand)),
+        review_period_days,
+        order_cost_unit_days,
+    )
     if policy == "model":
         trigger = lead + check_period_days
         reorder_point = demand_quantile_over(
@@ -259,12 +303,16 @@ def assess_restock_many(
     else:
         raise ValueError(f"restock policy must be one of {RESTOCK_POLICIES}, got {policy!r}")
     return restock_arrays(
-        order_up_to, reorder_point, position, days_until_cumulative(cumulative, on_hand)
+        order_up_to, reorder_point, position, days_until_cumulative(cumulative, on_hand), review
     )
 
 
 def restock_arrays(
-    order_up_to: np.ndarray, reorder_point: np.ndarray, position: np.ndarray, cover: np.ndarray
+    order_up_to: np.ndarray,
+    reorder_point: np.ndarray,
+    position: np.ndarray,
+    cover: np.ndarray,
+    review_period: np.ndarray | None = None,
 ) -> RestockArrays:
     """The decision from the two levels: restock below the reorder point, up to ``S``."""
     shortfall = order_up_to - position
@@ -275,6 +323,7 @@ def restock_arrays(
         recommended_order_qty=np.maximum(0, np.ceil(shortfall - 1e-9)).astype(np.int64),
         days_of_cover=np.minimum(cover, MAX_COVER_DAYS),
         reorder_point=reorder_point,
+        review_period=review_period,
     )
 
 
@@ -290,6 +339,7 @@ def assess_restock(
     first_day: date,
     rho: float | None = None,
     policy: RestockPolicy = "model",
+    order_cost_unit_days: float = 0.0,
 ) -> RestockAssessment:
     """Compare stock on hand plus on order with demand over lead time plus review period.
 
@@ -310,6 +360,7 @@ def assess_restock(
         service_level=service_level,
         rho=DEFAULT_DEPENDENCE.rho if rho is None else rho,
         policy=policy,
+        order_cost_unit_days=order_cost_unit_days,
     )
     return many.one(0, first_day)
 

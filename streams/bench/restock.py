@@ -35,6 +35,7 @@ from streams.alerts.rules import (
     RestockArrays,
     assess_restock_many,
     days_until_cumulative,
+    order_intervals,
     restock_arrays,
 )
 from streams.history.simulate import ReplenishmentRules, simulate_replenishment
@@ -57,7 +58,11 @@ class RestockBenchOptions:
     split: datetime = datetime(2011, 9, 1, tzinfo=UTC)
     lead_time_days: int = 7
     review_days: int | None = None
-    """Review period in days (default: the ``restock_review_days`` setting)."""
+    """Review period in days (default: the ``restock_review_days`` setting); with an order
+    cost, the shortest."""
+    order_cost: float | None = None
+    """Order cost in unit-days (default: the ``restock_order_cost_unit_days`` setting): each
+    SKU's review period is its economic order interval (every policy alike)."""
     cover_days: float = 14.0
     """Opening stock in days of mean demand of the 8 weeks before the split (the demo's)."""
     cache: Path | None = None
@@ -169,10 +174,16 @@ def load_replay(opts: RestockBenchOptions, model: Any, skus: list[str]) -> Repla
 
 
 def model_policy(
-    replay: Replay, lead: int, review: int, service_level: float, policy: str
+    replay: Replay,
+    lead: int,
+    review: int,
+    service_level: float,
+    policy: str,
+    order_cost: float = 0.0,
 ) -> Callable[[int, np.ndarray, np.ndarray], RestockArrays]:
     """``decide`` of the restock rules on the model's forecasts (``model`` or the old
-    ``sum_of_daily_quantiles``)."""
+    ``sum_of_daily_quantiles``); with ``order_cost`` (unit-days) each SKU's review period is
+    its economic order interval at the mean of its forecast, ``review`` the shortest."""
     n = len(replay.skus)
 
     def decide(t: int, on_hand: np.ndarray, on_order: np.ndarray) -> RestockArrays:
@@ -186,32 +197,38 @@ def model_policy(
             service_level=service_level,
             rho=replay.rho,
             policy="model" if policy == "model" else "sum_of_daily_quantiles",
+            order_cost_unit_days=order_cost,
         )
 
     return decide
 
 
 def empirical_policy(
-    replay: Replay, lead: int, review: int, service_level: float
+    replay: Replay, lead: int, review: int, service_level: float, order_cost: float = 0.0
 ) -> Callable[[int, np.ndarray, np.ndarray], RestockArrays]:
     """``decide`` of the history baseline, the same rule as the model's on the SKU's own
     past (the last :data:`EMPIRICAL_LOOKBACK` days): the reorder point is the
     ``service_level`` quantile of a past ``lead + 1``-day total plus the undershoot (drawn
     from the past days' demand as the model's is from its daily forecast), the order-up-to
     level that quantile of past ``lead + review``-day totals, the days of cover follow the
-    empirical median of past totals."""
+    empirical median of past totals. With ``order_cost``, each SKU's review period is its
+    economic order interval at its mean daily demand over the lookback (rounded to days)."""
     from models.intervals import empirical_interval_quantiles, undershoot_draws
 
     horizon = replay.quantiles.shape[2]
-    # the median curve of past totals at a few lengths, linear between them (cover only)
-    protection, trigger = lead + review, lead + 1
-    knots = sorted({1, 2, 4, 7, 14, horizon, protection, trigger})
+    trigger = lead + 1
     days = np.arange(1, horizon + 1)
     grid = tuple((np.arange(EMPIRICAL_DRAWS) + 0.5) / EMPIRICAL_DRAWS)
     shuffle = np.random.default_rng(1).permutation(EMPIRICAL_DRAWS)  # totals vs undershoot
 
     def decide(t: int, on_hand: np.ndarray, on_order: np.ndarray) -> RestockArrays:
         hist, seen = _history_before(replay, t)
+        recent, recent_seen = hist[:, -EMPIRICAL_LOOKBACK:], seen[:, -EMPIRICAL_LOOKBACK:]
+        rate = (recent * recent_seen).sum(axis=1) / np.maximum(recent_seen.sum(axis=1), 1)
+        periods = np.rint(order_intervals(rate, float(review), order_cost)).astype(np.int64)
+        protection = lead + periods
+        # the median curve of past totals at a few lengths, linear between them (cover only)
+        knots = sorted({1, 2, 4, 7, 14, horizon, trigger, *protection.tolist()})
         totals = empirical_interval_quantiles(
             hist, knots, (0.5, service_level), EMPIRICAL_LOOKBACK, seen
         )
@@ -221,12 +238,16 @@ def empirical_policy(
         )
         lead_total = draws[:, 1, shuffle]
         reorder_point = np.quantile(lead_total + under, service_level, axis=1)
-        order_up_to = np.maximum(totals[:, knots.index(protection), 1], reorder_point)
-        x = np.array([0, *knots], dtype=float)
-        median = np.concatenate([np.zeros((len(on_hand), 1)), totals[:, :, 0]], axis=1)
+        column = np.searchsorted(np.asarray(knots), protection)
+        order_up_to = np.maximum(totals[np.arange(len(on_hand)), column, 1], reorder_point)
+        at = [knots.index(k) for k in knots if k <= horizon]
+        x = np.array([0, *(knots[i] for i in at)], dtype=float)
+        median = np.concatenate([np.zeros((len(on_hand), 1)), totals[:, at, 0]], axis=1)
         curve = np.stack([np.interp(days, x, row) for row in median])
         cover = days_until_cumulative(curve, on_hand)
-        return restock_arrays(order_up_to, reorder_point, on_hand + on_order, cover)
+        return restock_arrays(
+            order_up_to, reorder_point, on_hand + on_order, cover, periods.astype(float)
+        )
 
     return decide
 
@@ -333,6 +354,7 @@ def bench_restock(
     lead = opts.lead_time_days
     review = round(settings.restock_review_days) if opts.review_days is None else opts.review_days
     level = settings.restock_service_level
+    cost = settings.restock_order_cost_unit_days if opts.order_cost is None else opts.order_cost
     rules = ReplenishmentRules(
         lead_time_days=lead,
         repeat_change=settings.restock_repeat_change,
@@ -341,16 +363,19 @@ def bench_restock(
     before = replay.history[:, max(0, replay.start - 56) : replay.start]
     opening = np.ceil(opts.cover_days * before.mean(axis=1))
     deciders = {
-        "model": model_policy(replay, lead, review, level, "model"),
-        "seasonal_naive": empirical_policy(replay, lead, review, level),
-        "sum_of_daily_quantiles": model_policy(replay, lead, review, level, "sum"),
+        "model": model_policy(replay, lead, review, level, "model", cost),
+        "seasonal_naive": empirical_policy(replay, lead, review, level, cost),
+        "sum_of_daily_quantiles": model_policy(replay, lead, review, level, "sum", cost),
     }
     policies: dict[str, Any] = {}
     t1 = time.perf_counter()
     for name, decide in deciders.items():
         policies[name] = simulate_replenishment(replay.demand, opening, decide, rules).summary()
     sweep = [
-        {"service_level_setting": lv, **_summary_of(replay, opening, rules, lead, review, lv)}
+        {
+            "service_level_setting": lv,
+            **_summary_of(replay, opening, rules, (lead, review, cost), lv),
+        }
         for lv in (SWEEP_LEVELS if opts.sweep else ())
     ]
     t2 = time.perf_counter()
@@ -369,6 +394,7 @@ def bench_restock(
         "rules": {
             "lead_time_days": lead,
             "review_days": review,
+            "order_cost_unit_days": cost,
             "service_level": level,
             "repeat_change": rules.repeat_change,
             "repeat_days": rules.repeat_days,
@@ -393,12 +419,13 @@ def _summary_of(
     replay: Replay,
     opening: np.ndarray,
     rules: ReplenishmentRules,
-    lead: int,
-    review: int,
+    periods: tuple[int, int, float],
     lv: float,
 ) -> dict[str, Any]:
-    """The history baseline at service-level setting ``lv``: its service level and stock."""
-    decide = empirical_policy(replay, lead, review, lv)
+    """The history baseline at service-level setting ``lv`` (``periods``: lead time, review
+    period, order cost): its service level and stock."""
+    lead, review, cost = periods
+    decide = empirical_policy(replay, lead, review, lv, cost)
     out = simulate_replenishment(replay.demand, opening, decide, rules).summary()
     return {k: out[k] for k in ("service_level", "avg_on_hand_units", "alerts_per_sku_month")}
 

@@ -18,6 +18,7 @@ from streams.alerts.rules import (
     assess_restock_many,
     days_until_cumulative,
     material_change,
+    order_intervals,
     persistent_deviation,
     restock_transition,
     total_deviation,
@@ -89,6 +90,31 @@ def test_order_up_to_is_the_quantile_of_the_total_not_the_sum_of_daily_quantiles
     # rho = 1 is the sum of the daily quantiles again
     comonotone = assess_restock_many(q, LEVELS, **{**kwargs, "rho": 1.0})  # type: ignore[arg-type]
     np.testing.assert_allclose(comonotone.order_up_to, old.order_up_to)
+
+
+def test_order_intervals_follow_the_square_root_rule_between_their_bounds() -> None:
+    # K/h = 100 unit-days: a SKU selling 2 a day orders every sqrt(2·100/2) = 10 days, one
+    # selling 0.5 every 20, one selling 50 at the floor (7), none at all at the ceiling
+    rate = np.array([2.0, 0.5, 50.0, 0.0, 0.01])
+    out = order_intervals(rate, 7.0, 100.0, maximum=56.0)
+    assert out.tolist() == pytest.approx([10.0, 20.0, 7.0, 56.0, 56.0])
+    # halving demand lengthens the interval by sqrt(2); no order cost: the fixed period
+    assert order_intervals(np.array([1.0]), 1.0, 100.0)[0] == pytest.approx(
+        np.sqrt(2) * order_intervals(np.array([2.0]), 1.0, 100.0)[0]
+    )
+    assert order_intervals(rate, 7.0, 0.0).tolist() == [7.0] * 5
+
+
+def test_an_order_cost_orders_slow_sellers_for_longer_and_reports_their_period() -> None:
+    slow, fast = np.full((28, len(LEVELS)), 0.5), np.full((28, len(LEVELS)), 50.0)
+    fixed = [assess(v, on_hand=0) for v in (slow, fast)]
+    costed = [assess(v, on_hand=0, order_cost_unit_days=100.0) for v in (slow, fast)]
+    # the slow seller's order covers 7 + 20 days instead of 7 + 7; the fast one's is unchanged
+    assert costed[0].review_period_days == pytest.approx(20.0)
+    assert costed[0].recommended_order_qty == 14 > fixed[0].recommended_order_qty == 7
+    assert costed[1].review_period_days == pytest.approx(7.0)
+    assert costed[1].recommended_order_qty == fixed[1].recommended_order_qty
+    assert fixed[0].review_period_days == pytest.approx(7.0)
 
 
 def test_decisions_are_monotone_in_the_service_level() -> None:
