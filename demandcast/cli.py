@@ -156,11 +156,14 @@ def stack_status(
     """Versions, ports, PIDs and memory of the embedded services."""
     from streams.stack.embedded import EmbeddedStack
 
-    statuses = EmbeddedStack(get_settings()).status()
+    stack = EmbeddedStack(get_settings())
+    statuses = stack.status()
     if as_json:
         print(json.dumps([st.as_dict() for st in statuses], indent=2))
     else:
         _print_status(statuses)
+        if stack.secure:
+            console.print(f"secure: the client settings are in {stack.env_file}", soft_wrap=True)
 
 
 @app.command("forecaster")

@@ -156,6 +156,8 @@ def test_stack_up_secure_says_how_to_export_and_keeps_secrets_private(
     again = _cli(secure.base, "stack", "up")
     assert again.returncode == 0, again.stderr
     assert "secure" in again.stderr
+    status = _cli(secure.base, "stack", "status")
+    assert status.returncode == 0 and "credentials.env" in status.stderr
     secure.assert_no_secret(again.stdout + again.stderr, "a second `stack up`")
 
 
@@ -201,6 +203,7 @@ def test_clients_without_or_with_wrong_credentials_are_refused(secure: SecureSta
         assert WRONG_KAFKA not in text and WRONG_REDIS not in text
         secure.assert_no_secret(text, "the output of a refused command")
     assert "invalid username-password" in doctor.stdout + doctor.stderr
+    assert "SASL authentication error" in tail.stderr  # the user is told why
     # a password inside the Redis URL is masked in errors too
     in_url = bad.model_copy(
         update={
