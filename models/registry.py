@@ -35,6 +35,9 @@ from models.exceptions import (
 )
 
 VERSION_RE = re.compile(r"^v(\d{4,})$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+"""A name that is no path (no separator, no ``..``, no control character): anything else
+given as a version is refused as a path, a safe name that is not ``vNNNN`` is unknown."""
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 METADATA = "metadata.json"
@@ -148,16 +151,23 @@ class ModelRegistry:
         return str(value) if value is not None else None
 
     def _inside(self, version: str) -> Path:
-        """``versions/<version>``, refused (:class:`RegistryPathError`) unless ``version``
-        is a version name (``vNNNN``) and the directory, symbolic links resolved, lies
-        inside the registry's ``versions`` directory."""
-        if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
+        """``versions/<version>``, refused (:class:`RegistryPathError`) when ``version`` is
+        a path (a separator, ``..``, a control character) or the directory, symbolic links
+        resolved, lies outside the registry's ``versions`` directory; a name that is not
+        ``vNNNN`` is an unknown version (:class:`RegistryError`)."""
+        if not isinstance(version, str) or not _SAFE_NAME.fullmatch(version):
             raise RegistryPathError(
                 f"refused model version {version!r}: not a version name (vNNNN); a version "
                 f"is a directory of {self.versions_dir}, never a path (no '/', '..' or "
                 "absolute paths)"
             )
         p = self.versions_dir / version
+        if not VERSION_RE.fullmatch(version):
+            known = ", ".join(self.versions()) or "none"
+            raise RegistryError(
+                f"unknown model version {version!r} in {self.root}; known versions: {known} "
+                "(see `demandcast model list`)"
+            )
         if p.exists() and not p.resolve().is_relative_to(self.versions_dir.resolve()):
             raise RegistryPathError(
                 f"refused model version {version}: {p} resolves to {p.resolve()}, outside "
