@@ -27,6 +27,8 @@ SCENARIO_NAMES = (
     "replay-twice",
     "forecaster-kill",
     "broker-restart",
+    "redis-restart",
+    "redis-kill",
     "worker-join",
     "late",
 )

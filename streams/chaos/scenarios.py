@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -432,6 +433,79 @@ def redis_rollback(ctx: ChaosContext) -> Scenario:
     return run
 
 
+REDIS_DOWN_S = 2.0
+"""How long Redis stays down in ``redis-restart`` and ``redis-kill`` before it restarts."""
+
+
+def _redis_outage(ctx: ChaosContext, name: str, stop: Callable[[], None]) -> Scenario:
+    """Redis stopped by ``stop`` mid-replay, down a while, and restarted in place (its own
+    data directory and append-only file): the workers must ride it out (retry,
+    reconnect) with nothing lost, doubled or unforecast; recovery_s is from the restart to
+    the stream worker's next store script."""
+    run = _begin(ctx, name)
+    n = len(ctx.events)
+    worker, forecaster = run.worker, run.forecaster
+    assert worker is not None and forecaster is not None
+    pids = (worker.pid, forecaster.pid)
+    # both consuming before the replay starts, so that the fault lands mid-replay with
+    # the forecast worker at work (its start-up, torch's import, takes longer than a
+    # small slice's replay)
+    for child, what in ((worker, "stream worker"), (forecaster, "forecast worker")):
+        run.wait(partial(_log_says, child, "partitions assigned: "), f"the {what}'s partitions")
+    replay = PacedReplay(run.settings, ctx.events, parts=16, gap_s=0.6).start()
+    run.events_in = n
+    run.wait_applied(int(ctx.rng.uniform(0.3, 0.6) * n))
+    run.faults.append(datetime.now(UTC))
+    applied_before = run.stats().get("events", 0)
+    stop()
+    if applied_before >= n:
+        run.problems.append("Redis went down after the whole slice was applied: nothing tested")
+    time.sleep(REDIS_DOWN_S)
+    ctx.stack.restart_redis()
+    run.restarted("worker")
+    applied_after = run.stats().get("events", 0)
+    if applied_after < applied_before:
+        run.problems.append(
+            f"Redis restarted with {applied_after} events applied, "
+            f"{applied_before} before it stopped: acknowledged writes lost"
+        )
+    replay.wait()
+    run.settle(n)
+    if (run.worker, run.forecaster) != (worker, forecaster) or (worker.pid, forecaster.pid) != pids:
+        run.problems.append("a worker was restarted: it did not ride out the Redis outage")
+    run.extra = {
+        "worker_retries": _log_count(worker, REDIS_RETRY_LOG),
+        "forecaster_retries": _log_count(forecaster, REDIS_RETRY_LOG),
+    }
+    if not run.extra["worker_retries"]:
+        run.problems.append("the stream worker never found Redis down: nothing tested")
+    return run
+
+
+REDIS_RETRY_LOG = "redis unavailable ("
+"""What both workers log at each try that found Redis down (streams.store)."""
+
+
+def _log_says(child: ChildProcess, text: str) -> bool:
+    return _log_count(child, text) > 0
+
+
+def _log_count(child: ChildProcess, text: str) -> int:
+    if child.log is None or not child.log.exists():
+        return 0
+    return child.log.read_text(errors="replace").count(text)
+
+
+def redis_restart(ctx: ChaosContext) -> Scenario:
+    """Redis stopped (SIGTERM) mid-replay and restarted on its own append-only file."""
+    return _redis_outage(ctx, "redis-restart", ctx.stack.stop_redis)
+
+
+def redis_kill(ctx: ChaosContext) -> Scenario:
+    """Redis killed (SIGKILL) mid-replay and restarted on its own append-only file."""
+    return _redis_outage(ctx, "redis-kill", ctx.stack.kill_redis)
+
+
 def malformed(ctx: ChaosContext) -> Scenario:
     """10,000 malformed messages interleaved with the slice: each one in ``events.dlq``
     with its reason, the worker never restarts, nothing good lost."""
@@ -628,6 +702,8 @@ SCENARIOS: dict[str, Callable[[ChaosContext], Scenario]] = {
     "replay-twice": replay_twice,
     "forecaster-kill": forecaster_kill,
     "broker-restart": broker_restart,
+    "redis-restart": redis_restart,
+    "redis-kill": redis_kill,
     "worker-join": worker_join,
     "late": late,
 }

@@ -64,6 +64,11 @@ class ChaosStack:
         """SIGKILL Redis (what a machine crash does to it) and wait until it is gone."""
         self._kill(self.embedded.redis_pid_file, signal.SIGKILL)
 
+    def stop_redis(self) -> None:
+        """SIGTERM Redis (a controlled shutdown: it writes out its append-only file and
+        exits) and wait until it is gone."""
+        self._kill(self.embedded.redis_pid_file, signal.SIGTERM, timeout_s=60.0)
+
     def copy_redis_state(self, dest: Path) -> None:
         """Copy Redis's append-only files as they are on disk now, while it runs: a state
         older than what it acknowledges next (a prefix of its writes; a command cut off at
@@ -79,8 +84,10 @@ class ChaosStack:
         raise StackError(f"could not copy Redis's append-only files from {self.redis_aof}")
 
     def restart_redis(self, state: Path | None = None) -> None:
-        """Start Redis again (after :meth:`kill_redis`), from ``state`` (a copy made by
-        :meth:`copy_redis_state`) instead of its own files when given."""
+        """Start Redis again (after :meth:`kill_redis` or :meth:`stop_redis`) on its own
+        data directory and append-only file, or from ``state`` (a copy made by
+        :meth:`copy_redis_state`) instead of its own files when given; return once it
+        answers (its data loaded)."""
         if state is not None:
             shutil.rmtree(self.redis_aof, ignore_errors=True)
             shutil.copytree(state, self.redis_aof)

@@ -128,6 +128,7 @@ class ForecastWorker:
         import torch
 
         from streams.kafka.admin import ensure_topics
+        from streams.store.clients import riding_out
         from streams.store.keys import layout_of
         from streams.store.reader import FeatureReader
 
@@ -140,7 +141,10 @@ class ForecastWorker:
             settings.device,
             loader=partial(load_version, compile=settings.model_compile),
         )
-        self.redis = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
+        # every read and write retried through a Redis restart (streams.store.clients)
+        self.redis = redis.Redis.from_url(
+            settings.redis_url, **settings.redis_kwargs(), **riding_out()
+        )
         self.layout = layout_of(settings)
         self.prefix = self.layout.forecaster_prefix
         """Where the worker's own keys start (``{prefix}:fc:``; see :class:`KeyLayout`)."""

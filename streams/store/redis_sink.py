@@ -15,6 +15,10 @@ from streams.store.sink import Applied, DueWindow, parse_due
 
 log = logging.getLogger(__name__)
 
+RETRY_MAX_DELAY_S = 1.0
+"""The longest wait between two tries while Redis is unavailable (the delay doubles from
+0.1 s): a restarted Redis is written to again within about a second of answering."""
+
 
 class RedisSink:
     """The feature store's write side (connects on first use).
@@ -59,7 +63,7 @@ class RedisSink:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
     async def apply(self, args: list[str | int | bytes]) -> Applied:
         import orjson
