@@ -117,6 +117,14 @@ def stack_up(
             "generated, kept in the state directory (0600)",
         ),
     ] = False,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="With --secure (implied): Kafka SASL_SSL and Redis TLS only, with a "
+            "certificate of a CA of the stack's own (made with openssl)",
+        ),
+    ] = False,
 ) -> None:
     """Start the embedded Kafka (KRaft) and Redis; wait until both answer."""
     import time
@@ -124,7 +132,7 @@ def stack_up(
     from streams.stack.embedded import EmbeddedStack
 
     started = time.monotonic()
-    stack = EmbeddedStack(get_settings(), secure=secure)
+    stack = EmbeddedStack(get_settings(), secure=secure, tls=tls)
     with console.status("starting the embedded Kafka and Redis ..."):
         statuses = stack.up()
     _print_status(statuses)
@@ -132,8 +140,10 @@ def stack_up(
     if stack.credentials is not None:
         creds = stack.credentials
         console.print(
-            f"secure: Kafka SASL_PLAINTEXT/{creds.mechanism} as {creds.kafka_username!r}, "
-            f"Redis ACL user {creds.redis_username!r} (default user off); the client "
+            f"secure: Kafka {'SASL_SSL' if stack.tls else 'SASL_PLAINTEXT'}/"
+            f"{creds.mechanism} as {creds.kafka_username!r}, Redis ACL user "
+            f"{creds.redis_username!r} (default user off"
+            f"{'; TLS only, CA ' + str(stack.tls.ca) if stack.tls else ''}); the client "
             f"settings are in {stack.env_file} (mode 0600). Export them with\n"
             f"  set -a; . {stack.env_file}; set +a",
             soft_wrap=True,

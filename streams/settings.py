@@ -55,6 +55,9 @@ class Settings(BaseSettings):
         None, description="Redis ACL user name (with REDIS_PASSWORD; default: the URL's)"
     )
     redis_password: SecretStr | None = Field(None, description="Redis password (secret)")
+    redis_ssl_cafile: Path | None = Field(
+        None, description="CA bundle to verify a rediss:// (TLS) Redis"
+    )
     redis_prefix: str = Field(
         "dc",
         min_length=1,
@@ -348,6 +351,8 @@ class Settings(BaseSettings):
             if self.redis_username:
                 kwargs["username"] = self.redis_username
             kwargs["password"] = self.redis_password.get_secret_value()
+        if self.redis_ssl_cafile is not None and self.redis_url.startswith("rediss://"):
+            kwargs["ssl_ca_certs"] = str(self.redis_ssl_cafile)
         return kwargs
 
     def public_dump(self) -> dict[str, Any]:

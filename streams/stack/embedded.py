@@ -30,12 +30,16 @@ from streams.stack.health import Health, check_redis, check_services
 from streams.stack.processes import proc_status_mb
 from streams.stack.secure import (
     StackCredentials,
+    TlsFiles,
     client_settings,
     ensure_credentials,
+    ensure_tls,
     kafka_listener_properties,
     load_credentials,
     redis_acl_lines,
+    redis_tls_lines,
     scram_format_args,
+    tls_files,
     write_client_env,
     write_private,
 )
@@ -199,13 +203,15 @@ class EmbeddedStack:
     ``credentials.json``) starts secure again, with the same credentials.
     """
 
-    def __init__(self, settings: Settings, *, secure: bool = False) -> None:
+    def __init__(self, settings: Settings, *, secure: bool = False, tls: bool = False) -> None:
         self.settings = settings
         self.root = settings.state_dir.resolve()
         self.kafka_dir = self.root / "kafka"
         self.redis_dir = self.root / "redis"
-        self._secure = secure
+        self._secure = secure or tls
+        self._tls = tls
         self.credentials: StackCredentials | None = None
+        self.tls: TlsFiles | None = tls_files(self.root)
 
     @property
     def secure(self) -> bool:
@@ -248,7 +254,9 @@ class EmbeddedStack:
                     "a secure stack"
                 )
             self.credentials = ensure_credentials(s, self.root)
-            write_client_env(s, self.credentials, self.root)
+            if self._tls or self.tls is not None:
+                self.tls = ensure_tls(self.root)
+            write_client_env(s, self.credentials, self.root, self.tls)
         if not _pid_alive(redis_pid):
             self._check_port_free(s.stack_redis_port, "Redis")
             self._start_redis()
@@ -271,12 +279,14 @@ class EmbeddedStack:
         self.redis_dir.mkdir(parents=True, exist_ok=True)
         conf = self.redis_dir / "redis.conf"
         acl = redis_acl_lines(self.credentials) if self.credentials else []
+        port = self.settings.stack_redis_port
+        listen = redis_tls_lines(self.tls, port) if self.tls else [f"port {port}"]
         write_private(
             conf,
             "\n".join(
                 [
                     *acl,
-                    f"port {self.settings.stack_redis_port}",
+                    *listen,
                     f"bind {_LOCALHOST}",
                     f"dir {self.redis_dir}",
                     "daemonize no",
@@ -303,7 +313,11 @@ class EmbeddedStack:
         data = self.kafka_dir / "data"
         if self.credentials is not None:
             listeners = kafka_listener_properties(
-                self.credentials, _LOCALHOST, s.stack_kafka_port, s.stack_controller_port
+                self.credentials,
+                _LOCALHOST,
+                s.stack_kafka_port,
+                s.stack_controller_port,
+                self.tls,
             )
         else:
             listeners = [
@@ -425,7 +439,7 @@ class EmbeddedStack:
         )
         creds = self._stored()
         if creds is not None:
-            local = client_settings(local, creds)
+            local = client_settings(local, creds, self.tls)
         if not _port_open(port):  # skip librdkafka's timeout while the broker is down
             return Health(kafka=f"nothing listens on port {port}", redis=check_redis(local))
         return check_services(local, timeout_s=2.0)

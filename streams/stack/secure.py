@@ -27,6 +27,8 @@ import os
 import re
 import secrets
 import shlex
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,41 +212,56 @@ def _check_consistent(settings: Settings, stored: StackCredentials, root: Path) 
         )
 
 
-def client_settings(settings: Settings, creds: StackCredentials) -> Settings:
-    """``settings`` with the secure stack's client credentials (for its own health checks)."""
-    return settings.model_copy(
-        update={
-            "kafka_security_protocol": "SASL_PLAINTEXT",
-            "kafka_sasl_mechanism": creds.mechanism,
-            "kafka_sasl_username": creds.kafka_username,
-            "kafka_sasl_password": creds.kafka_password,
-            "redis_username": creds.redis_username,
-            "redis_password": creds.redis_password,
-        }
-    )
+def client_settings(
+    settings: Settings, creds: StackCredentials, tls: TlsFiles | None = None
+) -> Settings:
+    """``settings`` with the secure stack's client credentials (for its own health checks;
+    with ``tls``, its CA and a ``rediss://`` URL)."""
+    update: dict[str, Any] = {
+        "kafka_security_protocol": "SASL_SSL" if tls else "SASL_PLAINTEXT",
+        "kafka_sasl_mechanism": creds.mechanism,
+        "kafka_sasl_username": creds.kafka_username,
+        "kafka_sasl_password": creds.kafka_password,
+        "redis_username": creds.redis_username,
+        "redis_password": creds.redis_password,
+    }
+    if tls is not None:
+        update["kafka_ssl_cafile"] = tls.ca
+        update["redis_ssl_cafile"] = tls.ca
+        update["redis_url"] = settings.redis_url.replace("redis://", "rediss://", 1)
+    return settings.model_copy(update=update)
 
 
-def client_env(settings: Settings, creds: StackCredentials) -> dict[str, str]:
+def client_env(
+    settings: Settings, creds: StackCredentials, tls: TlsFiles | None = None
+) -> dict[str, str]:
     """The ``DEMANDCAST_*`` variables a client of the secure stack needs."""
     s = settings
-    return {
+    env = {
         "DEMANDCAST_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{s.stack_kafka_port}",
-        "DEMANDCAST_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "DEMANDCAST_KAFKA_SECURITY_PROTOCOL": "SASL_SSL" if tls else "SASL_PLAINTEXT",
         "DEMANDCAST_KAFKA_SASL_MECHANISM": creds.mechanism,
         "DEMANDCAST_KAFKA_SASL_USERNAME": creds.kafka_username,
         "DEMANDCAST_KAFKA_SASL_PASSWORD": creds.kafka_password.get_secret_value(),
-        "DEMANDCAST_REDIS_URL": f"redis://127.0.0.1:{s.stack_redis_port}/0",
+        "DEMANDCAST_REDIS_URL": f"{'rediss' if tls else 'redis'}://127.0.0.1:"
+        f"{s.stack_redis_port}/0",
         "DEMANDCAST_REDIS_USERNAME": creds.redis_username,
         "DEMANDCAST_REDIS_PASSWORD": creds.redis_password.get_secret_value(),
     }
+    if tls is not None:
+        env["DEMANDCAST_KAFKA_SSL_CAFILE"] = str(tls.ca)
+        env["DEMANDCAST_REDIS_SSL_CAFILE"] = str(tls.ca)
+    return env
 
 
-def write_client_env(settings: Settings, creds: StackCredentials, root: Path) -> Path:
+def write_client_env(
+    settings: Settings, creds: StackCredentials, root: Path, tls: TlsFiles | None = None
+) -> Path:
     """Write ``credentials.env`` (0600): ``set -a; . credentials.env; set +a`` exports it."""
     lines = [
         "# demandcast secure stack: the client settings (secret; mode 0600)",
         f"# export with:  set -a; . {root / CREDENTIALS_ENV}; set +a",
-        *(f"{k}={shlex.quote(v)}" for k, v in client_env(settings, creds).items()),
+        *(f"{k}={shlex.quote(v)}" for k, v in client_env(settings, creds, tls).items()),
     ]
     path = root / CREDENTIALS_ENV
     _write_private(path, "\n".join(lines) + "\n")
@@ -264,11 +281,17 @@ _SCRAM = "org.apache.kafka.common.security.scram.ScramLoginModule"
 
 
 def kafka_listener_properties(
-    creds: StackCredentials, host: str, port: int, controller_port: int
+    creds: StackCredentials,
+    host: str,
+    port: int,
+    controller_port: int,
+    tls: TlsFiles | None = None,
 ) -> list[str]:
     """``server.properties`` lines of the secure listeners (they hold secrets: the file
-    is written 0600)."""
+    is written 0600); with ``tls``, the client listener is ``SASL_SSL``."""
     mech = creds.mechanism
+    proto = "SASL_SSL" if tls else "SASL_PLAINTEXT"
+    name = proto.lower()
     broker_pw = creds.broker_password.get_secret_value()
     ctl_pw = creds.controller_password.get_secret_value()
     if mech == "PLAIN":
@@ -281,18 +304,19 @@ def kafka_listener_properties(
     else:
         broker_jaas = _jaas(_SCRAM, BROKER_USER, broker_pw, {})
     return [
-        f"listeners=SASL_PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
-        f"advertised.listeners=SASL_PLAINTEXT://{host}:{port}",
+        f"listeners={proto}://{host}:{port},CONTROLLER://{host}:{controller_port}",
+        f"advertised.listeners={proto}://{host}:{port}",
         "controller.listener.names=CONTROLLER",
-        "listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
-        "inter.broker.listener.name=SASL_PLAINTEXT",
+        f"listener.security.protocol.map={proto}:{proto},CONTROLLER:SASL_PLAINTEXT",
+        f"inter.broker.listener.name={proto}",
         f"sasl.mechanism.inter.broker.protocol={mech}",
         "sasl.mechanism.controller.protocol=PLAIN",
-        f"listener.name.sasl_plaintext.sasl.enabled.mechanisms={mech}",
-        f"listener.name.sasl_plaintext.{mech.lower()}.sasl.jaas.config={broker_jaas}",
+        f"listener.name.{name}.sasl.enabled.mechanisms={mech}",
+        f"listener.name.{name}.{mech.lower()}.sasl.jaas.config={broker_jaas}",
         "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
         "listener.name.controller.plain.sasl.jaas.config="
         + _jaas(_PLAIN, CONTROLLER_USER, ctl_pw, {CONTROLLER_USER: ctl_pw}),
+        *(kafka_tls_properties(tls) if tls else []),
     ]
 
 
@@ -316,4 +340,80 @@ def redis_acl_lines(creds: StackCredentials) -> list[str]:
     return [
         "user default off resetchannels -@all",
         f"user {creds.redis_username} on #{digest} ~* &* +@all",
+    ]
+
+
+# --- TLS (``--secure --tls``) -----------------------------------------------------------
+
+TLS_DIR = "tls"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A private CA and the services' certificate (``IP:127.0.0.1``, ``DNS:localhost``)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    keystore: Path  # key and certificate in one PEM file (Kafka's PEM key store)
+
+
+def tls_files(root: Path) -> TlsFiles | None:
+    """The TLS files of the stack under ``root``, or None when it runs without TLS."""
+    d = root / TLS_DIR
+    files = TlsFiles(d / "ca.pem", d / "server.pem", d / "server.key", d / "keystore.pem")
+    return files if files.keystore.exists() else None
+
+
+def ensure_tls(root: Path) -> TlsFiles:
+    """A CA and a server certificate for loopback, made once with ``openssl`` (keys 0600)."""
+    found = tls_files(root)
+    if found is not None:
+        return found
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise StackError("--tls needs the openssl command (Debian: apt-get install openssl)")
+    d = root / TLS_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, csr, ext = d / "ca.key", d / "server.csr", d / "server.ext"
+    files = TlsFiles(d / "ca.pem", d / "server.pem", d / "server.key", d / "keystore.pem")
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    steps = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out",
+         str(files.ca), "-days", "3650", "-subj", "/CN=demandcast embedded stack CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(files.key), "-out", str(csr),
+         "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", str(csr), "-CA", str(files.ca), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-out", str(files.cert), "-days", "3650", "-extfile", str(ext)],
+    ]  # fmt: skip
+    for args in steps:
+        done = subprocess.run([openssl, *args], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise StackError(f"openssl {args[0]} failed: {done.stderr[-1000:]}")
+    for key in (ca_key, files.key):
+        os.chmod(key, 0o600)
+    _write_private(files.keystore, files.key.read_text() + files.cert.read_text())
+    return files
+
+
+def kafka_tls_properties(tls: TlsFiles) -> list[str]:
+    """``server.properties`` lines of the broker's TLS (PEM files; no client certificates)."""
+    return [
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={tls.keystore}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={tls.ca}",
+        "ssl.client.auth=none",
+    ]
+
+
+def redis_tls_lines(tls: TlsFiles, port: int) -> list[str]:
+    """``redis.conf`` lines: TLS only on ``port`` (no plaintext port)."""
+    return [
+        "port 0",
+        f"tls-port {port}",
+        f"tls-cert-file {tls.cert}",
+        f"tls-key-file {tls.key}",
+        f"tls-ca-cert-file {tls.ca}",
+        "tls-auth-clients no",
     ]

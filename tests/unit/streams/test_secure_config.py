@@ -127,3 +127,26 @@ def test_redis_user_name_goes_only_with_a_password() -> None:
     assert s.redis_kwargs() == {"username": "bob", "password": GIVEN}
     # settings that drop the password (the chaos stack's, plaintext) send no user name
     assert s.model_copy(update={"redis_password": None}).redis_kwargs() == {}
+
+
+def test_tls_configuration(tmp_path: Path) -> None:
+    from streams.stack.secure import client_env, ensure_tls, redis_tls_lines, tls_files
+
+    assert tls_files(tmp_path) is None
+    tls = ensure_tls(tmp_path)
+    assert tls_files(tmp_path) == tls and ensure_tls(tmp_path) == tls  # made once
+    assert stat.S_IMODE(tls.key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(tls.keystore.stat().st_mode) == 0o600
+    creds = ensure_credentials(Settings(), tmp_path)
+    props = "\n".join(kafka_listener_properties(creds, "127.0.0.1", 29101, 29102, tls))
+    assert "listeners=SASL_SSL://127.0.0.1:29101" in props and "SASL_PLAINTEXT://" not in props
+    assert f"ssl.keystore.location={tls.keystore}" in props
+    assert "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512" in props
+    lines = redis_tls_lines(tls, 29103)
+    assert "port 0" in lines and "tls-port 29103" in lines
+    env = client_env(Settings(stack_redis_port=29103), creds, tls)
+    assert env["DEMANDCAST_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["DEMANDCAST_REDIS_URL"] == "rediss://127.0.0.1:29103/0"
+    s = client_settings(Settings(redis_url="redis://127.0.0.1:29103/0"), creds, tls)
+    assert s.kafka_client_config()["ssl.ca.location"] == str(tls.ca)
+    assert s.redis_kwargs()["ssl_ca_certs"] == str(tls.ca)
