@@ -17,6 +17,9 @@ from transformers import PretrainedConfig
 from models.exceptions import InputError
 
 DEFAULT_QUANTILES: list[float] = [round(0.1 * i, 1) for i in range(1, 10)]
+#: Year-back inputs by frequency (periods in a year; 0: none). Daily data keeps its weekday
+#: lags (the same weekday of the last 8 weeks); hourly data its hour and weekday positions.
+YEAR_BACK_PERIODS: dict[str, int] = {"W": 52, "M": 12, "D": 0, "H": 0}
 BACKBONES = ("patch", "gpt2")
 
 
@@ -51,6 +54,16 @@ class DemandcastConfig(PretrainedConfig):
             ``context_length // season_length``.
         open_rate: per season position, the share of periods the shop sold anything.
         holiday_open_rate: the same share on public holidays.
+        seasonal_lag_period: the period of the ``seasonal_lags`` (``None``: ``season_length``;
+            1 for weekly data with year-back inputs: the sorted last 8 weeks).
+        year_back_period: periods in a year (52 weekly, 12 monthly); every step (context and
+            horizon) also sees the values ``year_back_period ± year_back_neighbours`` periods
+            before it, with their observed mask, read from the whole history (not only the
+            context), masked where unobserved, before the history or at/after the origin.
+            0: off. ``None`` (a config saved before these inputs existed, or a fresh one):
+            off in the network; :meth:`TransformerForecaster.fit` picks it by frequency
+            (:data:`YEAR_BACK_PERIODS`).
+        year_back_neighbours: ``K``: the ``2K + 1`` values around the same period last year.
         read_levels: per quantile level, the level of the network's quantile function to
             read so that the output covers what it says (fitted on the validation windows,
             :mod:`models.calibration`); ``None``: read the levels as they are.
@@ -82,6 +95,9 @@ class DemandcastConfig(PretrainedConfig):
     holiday_country: str | None = "GB"
     open_rate: list[float] | None = None
     holiday_open_rate: float | None = None
+    seasonal_lag_period: int | None = None
+    year_back_period: int | None = None
+    year_back_neighbours: int = 2
     read_levels: list[float] | None = None
     initializer_range: float = 0.02
 
@@ -122,15 +138,31 @@ class DemandcastConfig(PretrainedConfig):
                 f"covariate_names has {len(self.covariate_names)} names but num_covariates="
                 f"{self.num_covariates}"
             )
+        if self.year_back_period is not None and self.year_back_period < 0:
+            raise InputError(f"year_back_period must be >= 0, got {self.year_back_period}")
+        if self.year_back_neighbours < 0:
+            raise InputError(f"year_back_neighbours must be >= 0, got {self.year_back_neighbours}")
+        if self.seasonal_lag_period is not None and self.seasonal_lag_period < 1:
+            raise InputError(f"seasonal_lag_period must be >= 1, got {self.seasonal_lag_period}")
         if self.clip_quantile is not None and not 0.5 <= self.clip_quantile <= 1.0:
             raise InputError(f"clip_quantile must be in [0.5, 1] or None, got {self.clip_quantile}")
 
     @property
+    def lag_period(self) -> int:
+        """The period of the seasonal lags: ``seasonal_lag_period`` or ``season_length``."""
+        return self.seasonal_lag_period or self.season_length
+
+    @property
     def effective_seasonal_lags(self) -> int:
-        """Seasonal lags actually used: ``min(seasonal_lags, context_length // season_length)``."""
-        if self.season_length < 1:
+        """Seasonal lags actually used: ``min(seasonal_lags, context_length // lag_period)``."""
+        if self.lag_period < 1:
             return 0
-        return max(0, min(self.seasonal_lags, self.context_length // self.season_length))
+        return max(0, min(self.seasonal_lags, self.context_length // self.lag_period))
+
+    @property
+    def year_back_width(self) -> int:
+        """Year-back values per step (``2K + 1``), 0 when the inputs are off."""
+        return 2 * self.year_back_neighbours + 1 if self.year_back_period else 0
 
     @property
     def num_static_features(self) -> int:
@@ -145,4 +177,4 @@ class DemandcastConfig(PretrainedConfig):
         )
 
 
-__all__ = ["BACKBONES", "DEFAULT_QUANTILES", "DemandcastConfig"]
+__all__ = ["BACKBONES", "DEFAULT_QUANTILES", "YEAR_BACK_PERIODS", "DemandcastConfig"]

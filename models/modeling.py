@@ -97,6 +97,10 @@ class DemandcastForecaster(DemandcastPreTrainedModel):
     - ``covariates`` ``(B, L + H, F)``: calendar, holiday and known-future covariates for the
       context steps followed by the horizon steps (required when ``F > 0``).
     - ``static_ids`` ``(B, S)`` long in ``[0, num_static_buckets)``: hashed static features.
+    - ``year_back`` and ``year_back_mask`` ``(B, L + H, W)`` (only when ``W =
+      config.year_back_width > 0``): per step, the values ``year_back_period - K … + K``
+      periods before it (raw units, 0 where unknown) and 1 where each was observed; the
+      model scales them like the history. ``None``: every year-back value unknown.
     - ``future_values`` ``(B, H)`` and ``future_observed_mask`` ``(B, H)``: targets for the loss;
       ``sample_weight`` ``(B,)`` optionally weights each window in it.
     """
@@ -111,8 +115,10 @@ class DemandcastForecaster(DemandcastPreTrainedModel):
         f = max(c.num_covariates, 1)
         self.seasonal_lags = c.effective_seasonal_lags
         extra = self.seasonal_lags + 1 if self.seasonal_lags else 0
-        self.context_embed = nn.Linear(p * (2 + f), c.d_model)
-        self.future_embed = nn.Linear(p * (f + extra), c.d_model)
+        self.year_back_width = c.year_back_width
+        yb = 2 * self.year_back_width  # values and their observed mask
+        self.context_embed = nn.Linear(p * (2 + yb + f), c.d_model)
+        self.future_embed = nn.Linear(p * (f + extra + yb), c.d_model)
         self.scale_embed = nn.Linear(1, c.d_model)
         self.static_embed = nn.Embedding(c.num_static_buckets, c.d_model)
         self.input_dropout = nn.Dropout(c.dropout)
@@ -138,6 +144,8 @@ class DemandcastForecaster(DemandcastPreTrainedModel):
         covariates: torch.Tensor | None,
         static_ids: torch.Tensor | None,
         future_values: torch.Tensor | None,
+        year_back: torch.Tensor | None = None,
+        year_back_mask: torch.Tensor | None = None,
     ) -> None:
         c = self.config
         if past_values.ndim != 2 or past_values.shape[1] != c.context_length:
@@ -185,6 +193,16 @@ class DemandcastForecaster(DemandcastPreTrainedModel):
                 int(static_ids.min()) < 0 or int(static_ids.max()) >= c.num_static_buckets
             ):
                 raise InputError(f"static_ids must lie in [0, {c.num_static_buckets})")
+        wy = (b, c.context_length + c.prediction_length, self.year_back_width)
+        for name, t in (("year_back", year_back), ("year_back_mask", year_back_mask)):
+            if t is None:
+                continue
+            if not self.year_back_width:
+                raise InputError(f"this model was built without year-back inputs but got {name}")
+            if tuple(t.shape) != wy:
+                raise InputError(f"{name} must have shape {wy}, got {tuple(t.shape)}")
+            if not torch.isfinite(t).all():
+                raise InputError(f"{name} contains NaN or infinity; write 0 and mask it")
         if future_values is not None and tuple(future_values.shape) != (b, c.prediction_length):
             raise InputError(
                 f"future_values must have shape ({b}, {c.prediction_length}), got "
@@ -205,7 +223,7 @@ class DemandcastForecaster(DemandcastPreTrainedModel):
 
         ``scaled``, ``mask``: ``(B, L)`` → ``(B, ceil(H/P)·P, k + 1)``.
         """
-        m, k = self.config.season_length, self.seasonal_lags
+        m, k = self.config.lag_period, self.seasonal_lags
         b = scaled.shape[0]
         recent = scaled[:, -m * k :].reshape(b, k, m)
         seen = mask[:, -m * k :].reshape(b, k, m).mean(dim=1, keepdim=True)  # (B, 1, m)
@@ -218,6 +236,24 @@ class DemandcastForecaster(DemandcastPreTrainedModel):
         )
         return feats[:, :, steps].transpose(1, 2)
 
+    def _year_back_inputs(
+        self,
+        values: torch.Tensor | None,
+        mask: torch.Tensor | None,
+        scale: torch.Tensor,
+        b: int,
+        steps: int,
+    ) -> torch.Tensor:
+        """``(B, L + H, 2W)``: the year-back values scaled like the history (``sign·log1p``
+        of value / scale, 0 where unobserved), then their observed mask."""
+        w = self.year_back_width
+        if values is None:
+            return scale.new_zeros(b, steps, 2 * w)
+        m = torch.ones_like(values, dtype=scale.dtype) if mask is None else mask.to(scale.dtype)
+        v = values.to(scale.dtype) * m / scale.unsqueeze(-1)
+        v = torch.sign(v) * torch.log1p(v.abs())
+        return torch.cat([v, m], dim=-1)
+
     # ------------------------------------------------------------------ forward
     def forward(
         self,
@@ -229,6 +265,8 @@ class DemandcastForecaster(DemandcastPreTrainedModel):
         future_observed_mask: torch.Tensor | None = None,
         sample_weight: torch.Tensor | None = None,
         validate: bool = True,
+        year_back: torch.Tensor | None = None,
+        year_back_mask: torch.Tensor | None = None,
     ) -> ForecastOutput:
         """Forecast every quantile of every horizon step; shapes in the class docstring.
 
@@ -239,7 +277,13 @@ class DemandcastForecaster(DemandcastPreTrainedModel):
         c = self.config
         if validate:
             self._check_inputs(
-                past_values, past_observed_mask, covariates, static_ids, future_values
+                past_values,
+                past_observed_mask,
+                covariates,
+                static_ids,
+                future_values,
+                year_back,
+                year_back_mask,
             )
         b, length = past_values.shape
         p, h = c.patch_length, c.prediction_length
@@ -266,6 +310,13 @@ class DemandcastForecaster(DemandcastPreTrainedModel):
         seasonal = self._seasonal_inputs(x / scale, mask) if self.seasonal_lags else None
 
         own = torch.stack([xs, mask], dim=-1)  # (B, L, 2)
+        if self.year_back_width:
+            yb = self._year_back_inputs(year_back, year_back_mask, scale, b, length + h)
+            own = torch.cat([own, yb[:, :length]], dim=-1)
+            yb_future = yb[:, length:]
+            if pad:
+                yb_future = nn.functional.pad(yb_future, (0, 0, 0, pad))
+            seasonal = yb_future if seasonal is None else torch.cat([seasonal, yb_future], dim=-1)
         if shared:
             ctx_tokens = _split_embed(self.context_embed, p, own, cov_past, own_first=True)
             if seasonal is None:

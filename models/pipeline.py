@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from models.config import DemandcastConfig
+from models.config import YEAR_BACK_PERIODS, DemandcastConfig
 from models.data import FREQ_ALIASES, Panel, check_future_known, hash_bucket, validate_known
 from models.exceptions import CovariateError, InputError, NotFittedError
 from models.features import calendar_feature_names, calendar_features, estimate_open_rates
@@ -43,6 +43,10 @@ from models.training import (  # TrainingConfig ... window_weights: re-exported 
 
 log = logging.getLogger(__name__)
 
+#: The seasonal lags' period where the year-back inputs carry the yearly season (by
+#: frequency; absent: the season length).
+SEASONAL_LAG_PERIODS: dict[str, int] = {"W": 1}
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
@@ -55,6 +59,35 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device not in ("cpu", "cuda"):
         raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
     return torch.device(device)
+
+
+def year_back_window(
+    target: np.ndarray,
+    observed: np.ndarray,
+    rows: np.ndarray,
+    cuts: np.ndarray,
+    context: int,
+    horizon: int,
+    config: DemandcastConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The year-back inputs of the windows ending at ``cuts`` (exclusive) of ``rows``.
+
+    For each step ``s`` of a window (its ``context`` steps then its ``horizon`` steps), the
+    values at ``s - Y + j`` for ``j = -K … K`` (``Y = config.year_back_period``, ``K =
+    config.year_back_neighbours``) and their observed mask: 0 (masked, never a zero
+    observed) before the padded arrays start, where the series was not observed, and at or
+    after the window's origin (nothing from the future). Shapes ``(R, context + horizon,
+    2K + 1)`` float32.
+    """
+    y, k = int(config.year_back_period or 0), config.year_back_neighbours
+    offs = np.arange(-context, horizon)[None, :, None] + (np.arange(-k, k + 1) - y)[None, None, :]
+    idx = cuts[:, None, None] + offs
+    valid = (idx >= 0) & (idx < cuts[:, None, None])
+    safe = np.clip(idx, 0, target.shape[1] - 1)
+    r = rows[:, None, None]
+    mask = np.where(valid, observed[r, safe], 0.0).astype(np.float32)
+    values = np.where(mask > 0, target[r, safe], 0.0).astype(np.float32)
+    return values, mask
 
 
 class TransformerForecaster:
@@ -99,6 +132,8 @@ class TransformerForecaster:
         self.val_loss: float | None = None
         #: how this forecaster was warm-started (``fine_tune``), ``None`` for a fresh fit
         self.warm_start_info: dict[str, Any] | None = None
+        #: the realised levels the last calibration measured (``TrainingConfig.calibrate``)
+        self.calibration_report: dict[str, Any] | None = None
 
     @property
     def quantile_levels(self) -> list[float]:
@@ -148,6 +183,12 @@ class TransformerForecaster:
             c.holiday_country,
         )
         c.freq = panel.freq
+        if c.year_back_period is None:
+            c.year_back_period = YEAR_BACK_PERIODS.get(panel.freq, 0)
+        if c.seasonal_lag_period is None and c.year_back_period:
+            # the yearly signal comes from the year-back inputs: the seasonal lags give the
+            # recent weeks' distribution instead (the last-8-weeks quantiles)
+            c.seasonal_lag_period = SEASONAL_LAG_PERIODS.get(panel.freq)
         c.prediction_length = horizon
         c.open_rate = rates
         c.holiday_open_rate = hol_rate
@@ -253,6 +294,10 @@ class TransformerForecaster:
             "covariates": covariates,
             "static_ids": torch.from_numpy(statics[rows]),
         }
+        if c.year_back_width:
+            yb, ybm = year_back_window(target, observed, rows, cuts, L, H, c)
+            batch["year_back"] = torch.from_numpy(yb)
+            batch["year_back_mask"] = torch.from_numpy(ybm)
         if with_future:
             batch["future_values"] = torch.from_numpy(target[r, win[:, L:]])
             batch["future_observed_mask"] = torch.from_numpy(observed[r, win[:, L:]])
@@ -405,6 +450,7 @@ class TransformerForecaster:
 
 
 __all__ = [
+    "SEASONAL_LAG_PERIODS",
     "TrainingConfig",
     "TransformerForecaster",
     "resolve_device",
@@ -412,4 +458,5 @@ __all__ = [
     "timed_fit",
     "training_summary",
     "window_weights",
+    "year_back_window",
 ]
