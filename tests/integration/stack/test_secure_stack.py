@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import shlex
+import shutil
 import socket
 import stat
 import subprocess
@@ -130,6 +131,7 @@ def secure() -> Iterator[SecureStack]:
         yield SecureStack(base, client, secrets, up.stdout + up.stderr)
     finally:
         EmbeddedStack(base).down()
+        shutil.rmtree(root, ignore_errors=True)  # its credentials with it
 
 
 def test_stack_up_secure_says_how_to_export_and_keeps_secrets_private(

@@ -5,6 +5,7 @@ connections work with the settings in ``credentials.env``."""
 
 from __future__ import annotations
 
+import shutil
 import stat
 import tempfile
 import time
@@ -54,6 +55,7 @@ def tls_stack() -> Iterator[tuple[Settings, Settings]]:
         yield base, client
     finally:
         EmbeddedStack(base).down()
+        shutil.rmtree(root, ignore_errors=True)  # its credentials with it
 
 
 def test_clients_without_tls_are_refused_and_with_it_served(
