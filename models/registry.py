@@ -150,6 +150,10 @@ class ModelRegistry:
         value = self._pointer()["champion"]
         return str(value) if value is not None else None
 
+    def previous(self) -> list[str]:
+        """The former champions, oldest first (:meth:`rollback` returns to the last)."""
+        return [str(v) for v in self._pointer()["previous"]]
+
     def _inside(self, version: str) -> Path:
         """``versions/<version>``, refused (:class:`RegistryPathError`) when ``version`` is
         a path (a separator, ``..``, a control character) or the directory, symbolic links

@@ -134,16 +134,36 @@ class DeadLetter(Contract):
     received_at: UtcDatetime
 
 
+class DataRange(Contract):
+    """The daily history a decision was made on."""
+
+    start: str = Field(max_length=32)
+    end: str = Field(max_length=32)
+    num_series: int = Field(ge=0)
+    fingerprint: str = Field(max_length=128)
+
+
 class ModelUpdate(Contract):
-    """A change of the serving (champion) model, or a new candidate."""
+    """A change of the serving (champion) model, or a new candidate.
+
+    ``action``: ``candidate`` (a fine-tuned version passed the offline evaluation and
+    forecasts in shadow as challenger), ``promote``, ``reject`` (a challenger lost live),
+    ``rollback`` (a promoted champion fell behind its predecessor on probation). ``stage``
+    says which evaluation decided; ``figures`` holds each model's scores by role
+    (``champion``, ``candidate``, ``challenger``, ``previous``) and stage."""
 
     schema_version: SchemaVersion = 1
     version: Identifier
     parent_version: Identifier | None = None
-    action: Literal["candidate", "promote", "rollback"]
+    action: Literal["candidate", "promote", "reject", "rollback"]
     created_at: UtcDatetime
     metrics: dict[str, float] = Field(default_factory=dict, max_length=256)
     reason: Text = ""
+    stage: Literal["offline", "live", "probation"] | None = None
+    triggers: list[Identifier] = Field(default_factory=list, max_length=16)
+    figures: dict[Identifier, dict[Identifier, float]] = Field(default_factory=dict, max_length=16)
+    data: DataRange | None = None
+    event_time: UtcDatetime | None = None
 
 
 class WindowClosed(Contract):

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         "windows.closed", description="Closed event-time windows and the SKUs changed in them"
     )
     topic_forecasts: str = Field("forecasts", description="Forecasts out, keyed by SKU")
+    topic_forecasts_shadow: str = Field(
+        "forecasts.shadow",
+        description="Forecasts of the model in shadow (a challenger, or the champion before "
+        "the last promotion on probation), keyed by SKU; never read as served forecasts",
+    )
     topic_alerts_restock: str = Field("alerts.restock", description="Restock alerts out")
     topic_alerts_pricing: str = Field("alerts.pricing", description="Pricing alerts out")
     topic_model_updates: str = Field("model.updates", description="Champion changes out")
@@ -173,7 +178,20 @@ class Settings(BaseSettings):
         0.9, gt=0.0, lt=1.0, description="Demand quantile a restock alert protects against"
     )
     restock_review_days: float = Field(
-        7.0, ge=0.0, le=365.0, description="Review period added to the lead time for restocking"
+        7.0,
+        ge=0.0,
+        le=365.0,
+        description="Review period added to the lead time for restocking (with an order "
+        "cost, the shortest: each SKU's is its economic order interval)",
+    )
+    restock_order_cost_unit_days: float = Field(
+        0.0,
+        ge=0.0,
+        le=1e9,
+        description="Cost of placing one order, in unit-days of holding cost (K/h): each "
+        "SKU's review period becomes sqrt(2 K / (h x its daily demand)), between "
+        "restock_review_days and 56 days (slow sellers order less often); 0: the review "
+        "period is restock_review_days for every SKU",
     )
     restock_repeat_change: float = Field(
         0.25,
@@ -266,6 +284,22 @@ class Settings(BaseSettings):
         200,
         ge=1,
         description="Updater: fewest observed SKU-days in the held-out window to decide on",
+    )
+    updater_shadow_days: int = Field(
+        7,
+        ge=0,
+        le=365,
+        description="Updater: event-time days a candidate that passed the offline evaluation "
+        "forecasts live as challenger (on forecasts.shadow) before the live decision; 0: "
+        "promote on the offline evaluation alone",
+    )
+    updater_probation_days: int = Field(
+        14,
+        ge=0,
+        le=365,
+        description="Updater: event-time days the champion before a promotion keeps "
+        "forecasting in shadow; the new champion is rolled back when its live WQL is behind "
+        "it by the WQL margin (0: no probation)",
     )
     updater_poll_seconds: float = Field(
         60.0, gt=0.0, description="Updater process: seconds between watermark checks"
@@ -398,6 +432,7 @@ class Settings(BaseSettings):
             self.topic_dlq,
             self.topic_windows_closed,
             self.topic_forecasts,
+            self.topic_forecasts_shadow,
             self.topic_alerts_restock,
             self.topic_alerts_pricing,
             self.topic_model_updates,

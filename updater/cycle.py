@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from models.registry import ModelRegistry
+from models.shadow import Shadow, ShadowPointer
 from schemas import DemandcastError, ModelUpdate
 from streams.observability.metrics import UpdaterMetrics
 from streams.settings import Settings
@@ -46,6 +47,7 @@ from updater.exceptions import (
     NotEnoughHistoryError,
     UpdaterError,
 )
+from updater.live import QUIET_OUTCOMES, live_decision, model_update
 from updater.triggers import (
     Trigger,
     drift_trigger,
@@ -131,6 +133,7 @@ class Cycle:
         self.client = client or redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
         self.registry = registry or ModelRegistry(settings.model_registry)
         self.audit = AuditLog(self.registry.root)
+        self.shadows = ShadowPointer(self.registry.root)
         self._producer = producer
 
     @property
@@ -140,6 +143,19 @@ class Cycle:
 
             self._producer = Producer(producer_config(self.settings), what="model updates")
         return self._producer
+
+    def send(self, update: ModelUpdate) -> None:
+        """Publish ``update`` on ``model.updates`` (confirmed within 30 s, else a warning:
+        the workers also follow the registry's pointer files)."""
+        self.producer.send(
+            self.settings.topic_model_updates, update.to_json(), update.version.encode()
+        )
+        if self.producer.flush(30):
+            log.warning(
+                "the ModelUpdate (%s of %s) is not confirmed; workers poll the pointer",
+                update.action,
+                update.version,
+            )
 
     def event_time(self) -> datetime | None:
         return hist.event_time(self.client, self.layout, self.settings.topic_orders)
@@ -165,6 +181,10 @@ class Cycle:
             )
         decision = Decision("failed", at=at, champion=champ_version)
         try:
+            shadow = self.shadows.get()
+            if shadow is not None:  # one candidate at a time: the live stage decides first
+                live_decision(self, decision, shadow)
+                return decision
             champion = self.registry.load(champ_version, device="cpu")
             horizon = int(champion.config.prediction_length)
             end = hist.day_floor(at)
@@ -200,19 +220,22 @@ class Cycle:
                 min_sku_days=s.updater_min_sku_days,
             )
             decision.reason = verdict.reason
-            if verdict.promote:
-                self._promote(decision, candidate, train)
-            else:
+            if not verdict.promote:
                 decision.outcome = "rejected"
+            elif s.updater_shadow_days > 0:
+                self._challenge(decision, candidate, train)
+            else:
+                self._promote(decision, candidate, train)
         except (DemandcastError, OSError) as exc:
             note = f"{type(exc).__name__}: {exc}"
-            if decision.outcome == "promoted":  # the pointer moved; only the message failed
+            if decision.outcome in ("promoted", "challenger", "rejected", "rolled_back"):
+                # the pointers moved; only the message failed
                 decision.reason += f"; the ModelUpdate was not sent ({note})"
             else:
                 decision.outcome, decision.reason = "failed", note
         finally:
             decision.seconds = time.monotonic() - t0
-            if decision.outcome != "idle":
+            if decision.outcome not in QUIET_OUTCOMES:
                 self.audit.append(decision.record())
         return decision
 
@@ -258,8 +281,8 @@ class Cycle:
             diverge=options.diverge,
         )
 
-    def _promote(self, decision: Decision, candidate: Any, train: Any) -> None:
-        parent = decision.champion
+    def _register(self, decision: Decision, candidate: Any, train: Any) -> str:
+        """Write ``candidate`` as a new version (not champion), with what decided it."""
         meta = {
             "training_data": {
                 "source": "feature store",
@@ -275,31 +298,36 @@ class Cycle:
                 "evaluated_on": decision.data,
             },
         }
-        version = self.registry.register(candidate, meta, parent=parent, promote=False)
+        version = self.registry.register(candidate, meta, parent=decision.champion, promote=False)
         decision.candidate = version
+        return version
+
+    def _challenge(self, decision: Decision, candidate: Any, train: Any) -> None:
+        """The candidate passed offline: registered and put in shadow as challenger."""
+        version = self._register(decision, candidate, train)
+        assert decision.at is not None and decision.champion is not None
+        offline = {
+            "figures": decision.figures,
+            "triggers": [t.as_dict() for t in decision.triggers],
+            "data": decision.data,
+        }
+        self.shadows.set(
+            Shadow(version, "challenger", decision.at.isoformat(), decision.champion, offline)
+        )
+        decision.outcome = "challenger"
+        decision.reason = (
+            f"offline: {decision.reason}; forecasts in shadow as challenger for "
+            f"{self.settings.updater_shadow_days} event-time days"
+        )
+        self.send(model_update(decision, "candidate", version, decision.champion, "offline"))
+
+    def _promote(self, decision: Decision, candidate: Any, train: Any) -> None:
+        """The candidate passed offline and there is no live stage: promoted at once."""
+        parent = decision.champion
+        version = self._register(decision, candidate, train)
         self.registry.promote(version)
         decision.outcome = "promoted"
-        metrics = {
-            f"{who}_{k}": v
-            for who, figs in decision.figures.items()
-            for k, v in figs.items()
-            if np.isfinite(v)
-        }
-        kinds = ",".join(t.kind for t in decision.triggers)
-        update = ModelUpdate(
-            version=version,
-            parent_version=parent,
-            action="promote",
-            created_at=datetime.now(UTC),
-            metrics=metrics,
-            reason=(
-                f"trigger {kinds}: {decision.reason}; data {decision.data.get('start')}.."
-                f"{decision.data.get('end')} fingerprint {decision.data.get('fingerprint')}"
-            )[:500],
-        )
-        self.producer.send(self.settings.topic_model_updates, update.to_json(), version.encode())
-        if self.producer.flush(30):
-            log.warning("the ModelUpdate of %s is not confirmed; workers poll the pointer", version)
+        self.send(model_update(decision, "promote", version, parent, "offline"))
 
 
 def fine_tune_candidate(
@@ -369,10 +397,11 @@ def record_metrics(metrics: UpdaterMetrics, decision: Decision) -> None:
     metrics.cycles.labels(decision.outcome).inc()
     for trigger in decision.triggers:
         metrics.triggers.labels(trigger.kind).inc()
-    if decision.outcome == "idle":
+    if decision.outcome in QUIET_OUTCOMES and not decision.figures:
         return
-    metrics.cycle_seconds.observe(decision.seconds)
-    if "champion" in decision.figures:  # evaluated, then fine-tuned
+    if decision.outcome not in QUIET_OUTCOMES:
+        metrics.cycle_seconds.observe(decision.seconds)
+    if "champion" in decision.figures:  # evaluated offline, then fine-tuned
         metrics.fine_tunes.inc()
     for who, figs in decision.figures.items():
         for name, value in figs.items():
@@ -382,6 +411,8 @@ def record_metrics(metrics: UpdaterMetrics, decision: Decision) -> None:
         metrics.promotions.inc()
     elif decision.outcome == "rejected":
         metrics.rejections.inc()
+    elif decision.outcome == "rolled_back":
+        metrics.rollbacks.inc()
     elif decision.outcome == "failed":
         metrics.failures.inc()
 

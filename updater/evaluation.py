@@ -20,6 +20,7 @@ import numpy as np
 from models.data import Panel
 from models.evaluation import Evaluation, evaluate
 from updater.exceptions import FineTuneDivergedError
+from updater.history import panel_columns
 
 
 def season_of(history_days: int) -> int:
@@ -68,6 +69,46 @@ def standardized_errors(
     return err[np.isfinite(err)]
 
 
+def live_evaluate(forecasters: dict[str, Any], panel: Panel, first: int) -> dict[str, Evaluation]:
+    """Score each of ``forecasters`` (by role) on the live days: the forecasts each makes at
+    every daily origin from period ``first`` of ``panel`` to its last, from the history
+    before that origin (the window's actual known covariates as the future, as the offline
+    stage), against every actual the panel holds after it — the steps whose actuals have
+    arrived, so the latest origins count with fewer steps. The same (SKU, origin, step) cells
+    for every model; the MASE scale of each SKU is its seasonal-naive error before ``first``.
+    """
+    if not 0 < first < panel.length:
+        raise ValueError(f"live origins lie inside the panel (1..{panel.length - 1}): {first}")
+    horizon = min(int(f.config.prediction_length) for f in forecasters.values())
+    actual_rows: list[np.ndarray] = []
+    q_rows: dict[str, list[np.ndarray]] = {who: [] for who in forecasters}
+    for origin in range(first, panel.length):
+        train = panel_columns(panel, 0, origin)
+        holdout = panel_columns(panel, origin, min(origin + horizon, panel.length))
+        pad = horizon - holdout.length
+        actual = np.where(holdout.observed, holdout.target, np.nan)
+        actual_rows.append(np.pad(actual, ((0, 0), (0, pad)), constant_values=np.nan))
+        for who, forecaster in forecasters.items():
+            q = window_forecast(forecaster, train, holdout)
+            if not np.isfinite(q).all():
+                raise FineTuneDivergedError(f"the {who}'s forecasts hold NaN or infinite values")
+            q_rows[who].append(np.pad(q, ((0, 0), (0, pad), (0, 0))))
+    actual = np.concatenate(actual_rows)
+    repeats = len(actual_rows)
+    before = panel_columns(panel, 0, first)
+    return {
+        who: evaluate(
+            actual,
+            np.concatenate(rows),
+            forecasters[who].quantile_levels,
+            history=np.concatenate([before.target] * repeats),
+            history_observed=np.concatenate([before.observed] * repeats),
+            season=season_of(before.length),
+        )
+        for who, rows in q_rows.items()
+    }
+
+
 @dataclass(frozen=True)
 class Verdict:
     promote: bool
@@ -111,4 +152,12 @@ def decide(
     )
 
 
-__all__ = ["Verdict", "decide", "figures", "season_of", "shadow_evaluate", "standardized_errors"]
+__all__ = [
+    "Verdict",
+    "decide",
+    "figures",
+    "live_evaluate",
+    "season_of",
+    "shadow_evaluate",
+    "standardized_errors",
+]

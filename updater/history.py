@@ -140,6 +140,20 @@ def read_history(
     return History(panel, start, end)
 
 
+def panel_columns(panel: Panel, lo: int, hi: int) -> Panel:
+    """Periods ``[lo, hi)`` of ``panel`` (every series, its known covariates), a copy."""
+    cols = slice(lo, hi)
+    return Panel(
+        series_ids=list(panel.series_ids),
+        index=panel.index[cols],
+        freq=panel.freq,
+        target=panel.target[:, cols].copy(),
+        observed=panel.observed[:, cols].copy(),
+        known={k: v[:, cols].copy() for k, v in panel.known.items()},
+        static=dict(panel.static),
+    )
+
+
 def split_panel(panel: Panel, holdout: int) -> tuple[Panel, Panel]:
     """``panel`` without its last ``holdout`` periods, and those periods alone."""
     if holdout < 1 or holdout >= panel.length:
@@ -147,19 +161,8 @@ def split_panel(panel: Panel, holdout: int) -> tuple[Panel, Panel]:
             f"{panel.length} days of history cannot hold out {holdout} days and keep some to "
             "train on: lower the horizon or let more event time pass"
         )
-
-    def part(cols: slice) -> Panel:
-        return Panel(
-            series_ids=list(panel.series_ids),
-            index=panel.index[cols],
-            freq=panel.freq,
-            target=panel.target[:, cols].copy(),
-            observed=panel.observed[:, cols].copy(),
-            known={k: v[:, cols].copy() for k, v in panel.known.items()},
-            static=dict(panel.static),
-        )
-
-    return part(slice(0, panel.length - holdout)), part(slice(panel.length - holdout, None))
+    cut = panel.length - holdout
+    return panel_columns(panel, 0, cut), panel_columns(panel, cut, panel.length)
 
 
 def promotion_changes(

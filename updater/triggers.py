@@ -35,6 +35,10 @@ class Trigger:
     def as_dict(self) -> dict[str, str]:
         return {"kind": self.kind, "reason": self.reason, "at": self.at.isoformat()}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> Trigger:
+        return cls(str(data["kind"]), str(data["reason"]), datetime.fromisoformat(data["at"]))
+
 
 def schedule_trigger(at: datetime, cut: date | None, every_days: int) -> Trigger | None:
     """Due when ``every_days`` (> 0) days passed since ``cut`` (the champion's last training

@@ -191,7 +191,8 @@ class UpdaterMetrics(ProcessMetrics):
         r = self.registry
         self.cycles = Counter(
             "demandcast_updater_cycles_total",
-            "Decision cycles, by outcome (promoted, rejected, failed, idle)",
+            "Decision cycles, by outcome (challenger, promoted, rejected, rolled_back, "
+            "confirmed, abandoned, failed; idle, shadowing and probation decide nothing)",
             ["outcome"],
             registry=r,
         )
@@ -214,6 +215,11 @@ class UpdaterMetrics(ProcessMetrics):
             "Candidates rejected by the shadow evaluation",
             registry=r,
         )
+        self.rollbacks = Counter(
+            "demandcast_updater_rollbacks_total",
+            "Champions rolled back on probation (behind their predecessor live)",
+            registry=r,
+        )
         self.failures = Counter(
             "demandcast_updater_failures_total",
             "Cycles that failed (diverged, over budget, registry or broker errors)",
@@ -221,7 +227,8 @@ class UpdaterMetrics(ProcessMetrics):
         )
         self.shadow_score = Gauge(
             "demandcast_updater_shadow_score",
-            "The last shadow evaluation's figures, by model (champion, candidate) and metric",
+            "The last shadow evaluation's figures, by model (champion, candidate, "
+            "challenger_live, ...) and metric",
             ["model", "metric"],
             registry=r,
         )
@@ -236,9 +243,23 @@ class UpdaterMetrics(ProcessMetrics):
             "The watermark the updater last read (Unix seconds)",
             registry=r,
         )
-        for outcome in ("promoted", "rejected", "failed", "idle"):
+        for outcome in UPDATER_OUTCOMES:
             self.cycles.labels(outcome)
 
+
+UPDATER_OUTCOMES = (
+    "idle",
+    "challenger",
+    "shadowing",
+    "promoted",
+    "rejected",
+    "probation",
+    "rolled_back",
+    "confirmed",
+    "abandoned",
+    "failed",
+)
+"""Every outcome of an updater cycle (:mod:`updater.cycle`, :mod:`updater.live`)."""
 
 PROCESS_METRICS: tuple[type[ProcessMetrics], ...] = (StreamMetrics, ForecastMetrics, UpdaterMetrics)
 

@@ -190,3 +190,59 @@ class ModelHolder:
             self._pointer_mtime = mtime
             return self.request(None)
         return None
+
+
+class ShadowHolder:
+    """The version the updater put in shadow (:mod:`models.shadow`), or None.
+
+    :meth:`check` looks at ``shadow.json`` (cheap: its mtime) and loads a new version on a
+    background thread; ``current`` is one attribute read, like :class:`ModelHolder`'s. A
+    version that fails to load is logged and nothing forecasts in shadow until the pointer
+    changes again.
+    """
+
+    def __init__(
+        self,
+        registry_root: Path,
+        device: str = "auto",
+        loader: Callable[[Path, str | None, str], ServingModel] = load_version,
+    ) -> None:
+        from models.shadow import ShadowPointer
+
+        self.pointer = ShadowPointer(registry_root)
+        self.registry_root = registry_root
+        self.device = device
+        self.loader = loader
+        self.current: ServingModel | None = None
+        self.role: str | None = None
+        self.last_error: str | None = None
+        self._mtime: float | None = -1.0
+        self._thread: threading.Thread | None = None
+
+    def check(self) -> threading.Thread | None:
+        """Follow the pointer when its file changed since the last look."""
+        mtime = self.pointer.mtime()
+        if mtime == self._mtime or (self._thread is not None and self._thread.is_alive()):
+            return None
+        self._mtime = mtime
+        thread = threading.Thread(target=self._follow, name="shadow-reload", daemon=True)
+        self._thread = thread
+        thread.start()
+        return thread
+
+    def _follow(self) -> None:
+        try:
+            shadow = self.pointer.get()
+            if shadow is None:
+                if self.current is not None:
+                    log.info("nothing forecasts in shadow any more")
+                self.current, self.role = None, None
+                return
+            if self.current is None or self.current.version != shadow.version:
+                self.current = self.loader(self.registry_root, shadow.version, self.device)
+                log.info("model %s forecasts in shadow (%s)", shadow.version, shadow.role)
+            self.role, self.last_error = shadow.role, None
+        except Exception as exc:
+            self.current, self.role = None, None
+            self.last_error = f"could not load the shadow model: {exc}"
+            log.error("%s; nothing forecasts in shadow", self.last_error)

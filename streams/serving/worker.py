@@ -55,7 +55,7 @@ from streams.serving.inputs import (
     without_promotions,
 )
 from streams.serving.lag import forecaster_group
-from streams.serving.model_holder import ModelHolder, ServingModel, load_version
+from streams.serving.model_holder import ModelHolder, ServingModel, ShadowHolder, load_version
 from streams.serving.payloads import forecast_payloads
 from streams.serving.planning import DAY, WindowWork, backfill_filter, batch_plan, plan_windows
 from streams.settings import Settings
@@ -87,6 +87,8 @@ class WorkerStats:
     coalesced: int = 0
     restock_alerts: int = 0
     pricing_alerts: int = 0
+    shadow_forecasts: int = 0
+    """Forecasts of the model in shadow, on ``forecasts.shadow``."""
     superseded: int = 0
     """Forecasts of a SKU for a window older than one already forecast for it: published,
     but kept out of the latest forecasts and the alert rules."""
@@ -96,12 +98,14 @@ class WorkerStats:
     busy_s: float = 0.0
     """Seconds spent forecasting (reading features, the model, publishing)."""
     phases: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(("read", "inputs", "model", "publish", "alerts"), 0.0)
+        default_factory=lambda: dict.fromkeys(
+            ("read", "inputs", "model", "publish", "alerts", "shadow"), 0.0
+        )
     )
     """Of ``busy_s``: seconds waiting for the store (its reads run a batch ahead, on a
     thread, so only the first batch of a window waits for all of its read), building the
-    model inputs, in the model, building and publishing the forecasts, and evaluating the
-    alert rules."""
+    model inputs, in the model, building and publishing the forecasts, evaluating the
+    alert rules, and forecasting with the model in shadow."""
 
     def as_dict(self) -> dict[str, float | int]:
         return {
@@ -114,6 +118,7 @@ class WorkerStats:
             "restock_alerts": self.restock_alerts,
             "pricing_alerts": self.pricing_alerts,
             "superseded": self.superseded,
+            "shadow_forecasts": self.shadow_forecasts,
             "last_latency_s": round(self.last_latency_s, 4),
             "waited_s": round(self.waited_s, 4),
             "busy_s": round(self.busy_s, 4),
@@ -141,6 +146,11 @@ class ForecastWorker:
             settings.device,
             loader=partial(load_version, compile=settings.model_compile),
         )
+        self.shadow = ShadowHolder(
+            settings.model_registry,
+            settings.device,
+            loader=partial(load_version, compile=settings.model_compile),
+        )
         # every read and write retried through a Redis restart (streams.store.clients)
         self.redis = redis.Redis.from_url(
             settings.redis_url, **settings.redis_kwargs(), **riding_out()
@@ -156,6 +166,7 @@ class ForecastWorker:
                 settings.topic_windows_closed,
                 settings.topic_model_updates,
                 settings.topic_forecasts,
+                settings.topic_forecasts_shadow,
                 settings.topic_alerts_restock,
                 settings.topic_alerts_pricing,
             ),
@@ -272,6 +283,7 @@ class ForecastWorker:
         for the broker's acknowledgements of the last one's.
         """
         self.holder.check_pointer()
+        self.shadow.check()
         self._stepped_at = time.monotonic()
         metrics = self.metrics
         metrics.serving(self.holder.current.version)  # a changed version: a hot reload
@@ -404,10 +416,13 @@ class ForecastWorker:
         self._alerts(
             ForecastBatch(model, work, skus, quantiles, baseline_median, given.units, inputs)
         )
+        t4 = time.perf_counter()
+        self._shadow_forecasts(model, work, skus, given)
         phases["inputs"] += t1 - t0
         phases["model"] += t2 - t1
         phases["publish"] += t3 - t2
-        phases["alerts"] += time.perf_counter() - t3
+        phases["alerts"] += t4 - t3
+        phases["shadow"] += time.perf_counter() - t4
         return published
 
     def _publish_forecasts(
@@ -446,6 +461,43 @@ class ForecastWorker:
         self.stats.forecasts += len(payloads)
         self.metrics.forecasts.inc(len(payloads))
         return len(payloads)
+
+    def _shadow_forecasts(
+        self, model: ServingModel, work: WindowWork, skus: list[str], given: Any
+    ) -> None:
+        """The model in shadow forecasts the batch from the same inputs; its forecasts go to
+        ``forecasts.shadow`` only (no alerts, not the latest). Skipped when it is the
+        serving version or needs other inputs (context length, known covariates)."""
+        shadow = self.shadow.current
+        if shadow is None or shadow.version == model.version:
+            return
+        if shadow.context_length != model.context_length or shadow.known != model.known:
+            if self.stats.shadow_forecasts == 0:
+                log.warning(
+                    "model %s in shadow needs other inputs than %s (context %d vs %d, known "
+                    "%s vs %s): not forecast in shadow",
+                    shadow.version,
+                    model.version,
+                    shadow.context_length,
+                    model.context_length,
+                    shadow.known,
+                    model.known,
+                )
+            return
+        quantiles = shadow.predict(given.panel, given.future)
+        payloads = forecast_payloads(
+            skus,
+            work.window,
+            shadow.version,
+            datetime.now(UTC),
+            shadow.quantile_levels,
+            [given.end_day + d * DAY for d in range(shadow.horizon)],
+            quantiles,
+        )
+        topic = self.settings.topic_forecasts_shadow
+        for sku, payload in zip(skus, payloads, strict=True):
+            self.producer.send(topic, payload, sku.encode())
+        self.stats.shadow_forecasts += len(payloads)
 
     def _alerts(self, batch: ForecastBatch) -> None:
         """The alert rules of the batch (:mod:`streams.alerts.orchestration`); the SKUs

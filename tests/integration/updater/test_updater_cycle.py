@@ -58,11 +58,12 @@ def uci_weeks(tmp_path: Path) -> Path:
     return out
 
 
-def _champion(s: Settings) -> TransformerForecaster:
-    """A small model trained on the replayed store up to 2010-12-13 (CPU, seconds)."""
+def _champion(s: Settings, cut: datetime = CUT) -> TransformerForecaster:
+    """A small model trained on the replayed store up to the day before ``cut`` (2010-12-13
+    by default; CPU, seconds)."""
     client = redis.Redis.from_url(s.redis_url, **s.redis_kwargs())
     try:
-        history = read_history(client, layout_of(s), START, CUT, top=s.updater_top_skus)
+        history = read_history(client, layout_of(s), START, cut, top=s.updater_top_skus)
     finally:
         client.close()
     cfg = DemandcastConfig(
@@ -98,6 +99,7 @@ def test_updater_once_decides_and_never_promotes_a_bad_or_diverged_candidate(
             "updater_holiday_trigger": False,
             "updater_budget_seconds": 60.0,
             "updater_drift_threshold": 1e9,  # the schedule alone (drift: unit tests)
+            "updater_shadow_days": 0,  # the offline stage decides (the live one: test_live)
         }
     )
     ensure_topics(s, [s.topic_model_updates])
