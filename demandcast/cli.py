@@ -272,6 +272,13 @@ def demo_cmd(
             help="Replay the restock policies on simulated stock for the report (minutes)",
         ),
     ] = True,
+    updater: Annotated[
+        bool,
+        typer.Option(
+            "--updater/--no-updater",
+            help="Run the updater during the live replay (fine-tunes, shadow, promotions)",
+        ),
+    ] = True,
 ) -> None:
     """The main job: stack up, train, replay the real UCI log live, write a report."""
     from demandcast.demo import DemoOptions, run_demo
@@ -287,6 +294,7 @@ def demo_cmd(
             top=top,
             speed=speed,
             restock_table=restock_table,
+            updater=updater,
         ),
         Console(),
     )

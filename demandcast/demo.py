@@ -51,6 +51,11 @@ class DemoOptions:
     """Real-time multiplier of the live replay (40,000x: a day of the log in 2.2 s)."""
     restock_table: bool = True
     """Also run the restock decision backtest (``demandcast bench restock``) for the report."""
+    updater: bool = True
+    """Run the updater (``demandcast updater``) during the live replay; its decisions make the
+    report's timeline."""
+    updater_poll_seconds: float = 2.0
+    """The demo's updater looks at the watermark this often (wall clock)."""
 
 
 @dataclass
@@ -73,6 +78,12 @@ class DemoRun:
     """``demandcast bench restock``'s ``policies`` on the replayed period (simulated stock)."""
     log_end: str = ""
     """The day after the replayed log's last order (ISO date): where the actuals end."""
+    started_at: str = ""
+    """When the run began (UTC, ISO): the updater's decisions since are this run's."""
+    updater_decisions: list[dict[str, Any]] = field(default_factory=list)
+    """The updater's audit records of this run (``demandcast model history``)."""
+    served_versions: dict[str, int] = field(default_factory=dict)
+    """Forecasts published per model version (on ``forecasts``)."""
 
 
 def _cli(*args: str) -> list[str]:
@@ -222,7 +233,7 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     from streams.stack.processes import ChildProcess
 
     t_start = time.monotonic()
-    run = DemoRun()
+    run = DemoRun(started_at=datetime.now(UTC).isoformat(timespec="seconds"))
     with console.status("bringing the embedded Kafka + Redis up ..."):
         EmbeddedStack(settings).up()
     # a fresh namespace per run, so a rerun starts from empty features and offsets; windows
@@ -247,6 +258,8 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
         )
         run.history_seconds = _replay_live(settings, history, None, procs, client, console)[0]
         procs.append(ChildProcess.demandcast(settings, "forecaster", log=logs / "forecaster.log"))
+        if opts.updater:
+            procs.append(start_updater(settings, opts, logs / "updater.log"))
         console.print(
             f"replaying {len(events):,} events from {opts.split.date()} at "
             f"{opts.speed:,.0f}x real time through both workers ..."
@@ -261,6 +274,14 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     finally:
         for proc in procs:
             proc.stop()
+    if opts.updater:
+        from updater.audit import AuditLog
+
+        run.updater_decisions = [
+            r
+            for r in AuditLog(settings.model_registry).records()
+            if str(r.get("decided_at", "")) >= run.started_at
+        ]
     if opts.restock_table:
         run.restock_policies = restock_decisions(settings, opts, run.model_version, table, console)
     from demandcast.demo_report import write_report  # it imports this module
@@ -270,6 +291,20 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     run.wall_seconds = time.monotonic() - t_start
     (opts.report_dir / "run.json").write_text(json.dumps(run.__dict__, indent=2, default=str))
     return run
+
+
+def start_updater(settings: Settings, opts: DemoOptions, log: Path) -> Any:
+    """``demandcast updater`` for the live replay, from a clean shadow (a run before may
+    have left a challenger or a probation: this run's champion is the demo's model)."""
+    from models.shadow import ShadowPointer
+    from streams.stack.processes import ChildProcess
+
+    ShadowPointer(settings.model_registry).clear()
+    return ChildProcess.demandcast(
+        settings.model_copy(update={"updater_poll_seconds": opts.updater_poll_seconds}),
+        "updater",
+        log=log,
+    )
 
 
 def restock_decisions(

@@ -51,6 +51,7 @@ def write_report(
 
     opts.report_dir.mkdir(parents=True, exist_ok=True)
     forecasts = _read_topic(settings, settings.topic_forecasts)
+    run.served_versions = dict(Counter(str(f["model_version"]) for f in forecasts))
     origins = daily_origin_forecasts(forecasts)
     reader = FeatureReader(client, layout_of(settings))
     skus = sorted({sku for sku, _ in origins})
@@ -240,8 +241,48 @@ def render_summary(
     for a in pricing[:3]:
         lines.append(f"- pricing {a['kind']} {a['sku']}: {a['evidence']}")
     lines += restock_policy_table(run.restock_policies, opts.lead_time_days)
+    if opts.updater:
+        lines += updater_timeline(run.updater_decisions, run.served_versions)
     lines += ["", "![forecast bands](forecast_bands.png)", ""]
     return "\n".join(lines)
+
+
+def _wql_of(figures: dict[str, dict[str, float]]) -> str:
+    return ", ".join(
+        f"{who} {f['wql']:.4f}" for who, f in figures.items() if isinstance(f.get("wql"), float)
+    )
+
+
+def updater_timeline(decisions: list[dict[str, Any]], served: dict[str, int]) -> list[str]:
+    """The updater's decisions of the run (event time, outcome, triggers, versions, WQL of
+    each model by stage) and the forecasts each version served."""
+    lines = [
+        "",
+        "## The updater",
+        "",
+        "`demandcast updater` ran beside the workers during the live replay (its clock: the "
+        "feature store's watermark). Each decision below is in `demandcast model history`.",
+        "",
+    ]
+    if not decisions:
+        lines.append("- no decision in this run (no trigger fired, or no cycle finished)")
+    else:
+        lines += [
+            "| event day | outcome | triggers | champion | candidate | WQL | reason |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for d in decisions:
+            kinds = ",".join(t.get("kind", "?") for t in d.get("triggers") or [])
+            reason = str(d.get("reason", "")).replace("|", "/")[:160]
+            lines.append(
+                f"| {str(d.get('event_time') or '')[:10]} | {d.get('outcome')} | {kinds} | "
+                f"{d.get('champion') or ''} | {d.get('candidate') or ''} | "
+                f"{_wql_of(d.get('figures') or {})} | {reason} |"
+            )
+    if served:
+        shares = ", ".join(f"{v}: {n:,}" for v, n in sorted(served.items()))
+        lines += ["", f"- forecasts served by version: {shares}"]
+    return lines
 
 
 POLICY_COLUMNS = (
