@@ -33,6 +33,9 @@ SCENARIO_NAMES = (
     "late",
 )
 """The scenarios, in the order they run (``streams.chaos.scenarios.SCENARIOS``)."""
+SOAK = "soak"
+"""``demandcast chaos soak --minutes N``: the soak instead of the scenarios
+(``streams.chaos.soak``)."""
 
 
 def register(app: typer.Typer, get_settings: Callable[[], Settings]) -> None:
@@ -52,7 +55,10 @@ def chaos_cmd(
     scenarios: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Scenarios to run (default: all, in this order): " + ", ".join(SCENARIO_NAMES),
+            help="Scenarios to run (default: all, in this order): "
+            + ", ".join(SCENARIO_NAMES)
+            + "; or `soak` alone: the slice looped with shifted event time for --minutes, "
+            "memory growth per hour",
             show_default=False,
         ),
     ] = None,
@@ -76,6 +82,17 @@ def chaos_cmd(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the workdir (logs) afterwards")
     ] = False,
+    minutes: Annotated[
+        float, typer.Option("--minutes", min=0.1, help="soak: how long to loop the slice")
+    ] = 10.0,
+    sample_every: Annotated[
+        float,
+        typer.Option("--sample-every", min=0.5, help="soak: seconds between memory samples"),
+    ] = 5.0,
+    check: Annotated[
+        bool,
+        typer.Option("--check/--no-check", help="soak: the consistency check after each loop"),
+    ] = True,
 ) -> None:
     """Replay a slice of the real log through real worker processes on a stack of its own
     (own ports and data directory), inject each scenario's fault and check the features
@@ -84,6 +101,13 @@ def chaos_cmd(
     from streams.chaos.runner import ChaosOptions, run_chaos
 
     names = list(scenarios or [])
+    if SOAK in names:
+        if names != [SOAK]:
+            raise typer.BadParameter("soak runs alone: `demandcast chaos soak --minutes N`")
+        _soak(
+            log or DEFAULT_LOG, events, minutes, sample_every, check, ports, workdir, keep, as_json
+        )
+        return
     unknown = [n for n in names if n not in SCENARIO_NAMES]
     if unknown:
         raise typer.BadParameter(f"unknown scenario(s) {unknown}; choose from {SCENARIO_NAMES}")
@@ -112,4 +136,41 @@ def chaos_cmd(
     if not report["ok"]:
         failed = ", ".join(report["problems"])
         console.print(f"[red]chaos: problems in {failed}[/red]")
+        sys.exit(1)
+
+
+def _soak(
+    log: Path,
+    events: int,
+    minutes: float,
+    sample_every: float,
+    check: bool,
+    ports: str,
+    workdir: Path | None,
+    keep: bool,
+    as_json: bool,
+) -> None:
+    from streams.chaos.soak import SoakOptions, run_soak
+
+    opts = SoakOptions(
+        log=log,
+        minutes=minutes,
+        events=events,
+        sample_s=sample_every,
+        check=check,
+        ports=_parse_ports(ports),
+        workdir=workdir,
+        keep=keep or workdir is not None,
+    )
+
+    def progress(row: dict[str, Any]) -> None:
+        console.print(f"soak loop {row['loop']}: {json.dumps(row)}")
+
+    report = run_soak(_get_settings[0](), opts, on_loop=progress)
+    if as_json:
+        print(json.dumps(report))
+    else:
+        console.print(report)
+    if not report["ok"]:
+        console.print(f"[red]soak: problems: {report['problems']}[/red]")
         sys.exit(1)
