@@ -13,6 +13,11 @@ The run uses topics, a consumer group and a Redis prefix of its own:
    the largest, over its SKUs, of (forecast received − the ``closed_at`` of the
    ``windows.closed`` message that listed the SKU): from the watermark passing the
    window's end to the last ``Forecast`` of that window on the topic.
+
+Besides the latencies: both workers' peak resident memory, and what Redis's
+``used_memory`` grew by over the run (``windows + 2`` hours of one order per SKU: the
+features, the daily series, the event ids remembered for dedup, the latest forecasts),
+also per SKU-hour.
 """
 
 from __future__ import annotations
@@ -94,6 +99,12 @@ def _forecast_head(
 
 def _hash(client: Any, key: str) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
+
+
+def _used_memory(client: Any) -> int:
+    """Redis's ``used_memory`` now, in bytes (the whole server: run on a Redis of its own
+    for a figure of this benchmark's keys alone)."""
+    return int(client.info("memory")["used_memory"])
 
 
 def _wait(predicate: Any, procs: tuple[Any, ...], timeout_s: float) -> None:
@@ -210,10 +221,13 @@ def bench_latency(
     bursts = {hour: _hour_of_orders(codes, hour) for hour in range(-1, windows + 1)}
     producer = Producer(producer_config(s), what="bench orders")
     live = _LivePath(s, client, producer, (stream, forecaster), bursts, timeout_s)
+    used_before = _used_memory(client)
     try:
         live.drive(skus, windows, interval_s)
         time.sleep(2.0)  # let the observer read the last forecasts
         forecaster_rss = forecaster.peak_rss_mb()
+        stream_rss = stream.peak_rss_mb()
+        redis_added = _used_memory(client) - used_before
     finally:
         stop.set()
         observer.join(30)
@@ -226,6 +240,9 @@ def bench_latency(
         **_latencies(seen, fc_stats),
         "model_versions": sorted(seen.get("versions", ())),
         "forecaster_rss_mb": forecaster_rss,
+        "worker_rss_mb": stream_rss,
+        "redis_added_mb": round(redis_added / 1e6, 1),
+        "redis_bytes_per_sku_hour": round(redis_added / (skus * (windows + 2)), 1),
         "interval_s": interval_s,
         "device": serving_device(settings.device),
     }

@@ -219,7 +219,8 @@ def run_soak(
         sampler.stop()
         client.close()
         fc = _forecaster_stats(rs)
-        return _report(opts, loops, sampler.samples, first_loop_end or 0.0, fc, run.problems)
+        report = _report(opts, loops, sampler.samples, first_loop_end or 0.0, fc, run.problems)
+        return {"loop_shift_days": span_ms // DAY_MS, **report}
     finally:
         if sampler is not None:
             sampler.stop()
