@@ -56,6 +56,8 @@ class DemoOptions:
     report's timeline."""
     updater_poll_seconds: float = 2.0
     """The demo's updater looks at the watermark this often (wall clock)."""
+    updater_finish_seconds: float = 240.0
+    """After the replay, wait this long at most for the updater's cycle in progress."""
 
 
 @dataclass
@@ -267,6 +269,8 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
         run.replay_seconds, run.drain_seconds = _replay_live(
             settings, events, opts.speed, procs, client, console
         )
+        if opts.updater:
+            finish_updater_cycle(settings, opts.updater_finish_seconds, console)
         run.stream_stats = {
             k: int(v) for k, v in _stats(client, layout_of(settings).stats, {}).items()
         }
@@ -291,6 +295,26 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     run.wall_seconds = time.monotonic() - t_start
     (opts.report_dir / "run.json").write_text(json.dumps(run.__dict__, indent=2, default=str))
     return run
+
+
+def finish_updater_cycle(settings: Settings, timeout_s: float, console: Console) -> None:
+    """Wait (at most ``timeout_s``) until no updater holds the registry's decision lock: its
+    cycle in progress, started on the last event time, ends with a decision."""
+    from updater.audit import DecisionLock
+    from updater.exceptions import UpdaterBusyError
+
+    def busy() -> bool:
+        try:
+            with DecisionLock(settings.model_registry):
+                return False
+        except UpdaterBusyError:
+            return True
+
+    deadline = time.monotonic() + timeout_s
+    if busy():
+        with console.status("waiting for the updater's decision on the last event time ..."):
+            while busy() and time.monotonic() < deadline:
+                time.sleep(1.0)
 
 
 def start_updater(settings: Settings, opts: DemoOptions, log: Path) -> Any:

@@ -197,6 +197,14 @@ class Cycle:
                 known=list(champion.config.known_covariates),
             )
             decision.data = history.data_range()
+            log.info(
+                "updater: champion %s at event time %s; history %s..%s, %d SKUs",
+                champ_version,
+                at.isoformat(),
+                decision.data["start"],
+                decision.data["end"],
+                decision.data["num_series"],
+            )
             train, holdout = hist.split_panel(history.panel, horizon)
             champ_q = window_forecast(champion, train, holdout)
             decision.triggers = self._triggers(
@@ -209,9 +217,22 @@ class Cycle:
                 return decision
             champ_eval = shadow_evaluate(champion, train, holdout, "champion", champ_q)
             decision.figures["champion"] = figures(champ_eval)
+            log.info(
+                "updater: triggers %s; fine-tuning %d steps on %d days",
+                ",".join(t.kind for t in decision.triggers),
+                s.updater_steps,
+                train.length,
+            )
+            began = time.monotonic()
             candidate = self._fine_tune(champion, train, options)
             cand_eval = shadow_evaluate(candidate, train, holdout, "candidate")
             decision.figures["candidate"] = figures(cand_eval)
+            log.info(
+                "updater: fine-tuned in %.1f s; offline WQL candidate %.4f vs champion %.4f",
+                time.monotonic() - began,
+                cand_eval.wql,
+                champ_eval.wql,
+            )
             verdict = decide(
                 champ_eval,
                 cand_eval,
@@ -359,6 +380,8 @@ def fine_tune_candidate(
     started = time.monotonic()
 
     def guard(step: int, steps: int, loss: float, _val: float | None) -> None:
+        if step % max(1, steps // 4) == 0 or step == steps:
+            log.info("updater: fine-tune step %d of %d, loss %.4f", step, steps, loss)
         if not np.isfinite(loss):
             raise FineTuneDivergedError(
                 f"the fine-tune diverged: loss {loss} at step {step} of {steps}; lower "
