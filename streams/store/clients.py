@@ -4,7 +4,8 @@ A Redis stopped or killed and restarted in place (its append-only file on) is go
 few seconds, then answers ``LOADING`` while it reads its file back. A client made with
 :func:`riding_out` retries every command and every pipeline through that, up to
 :data:`RIDE_OUT_S` seconds (one try at least every :data:`MAX_DELAY_S` seconds), and logs
-each failed try: what the process is waiting for. Past that the error is raised as before
+each failed try: what the process is waiting for (an authentication error is raised at
+once: credentials do not come back by waiting). Past that the error is raised as before
 (the process exits with the service exit code and its supervisor restarts it).
 
 Only for idempotent traffic: a pipeline cut off half-way is sent again whole, which is
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import AuthenticationError
 from redis.retry import Retry
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,9 @@ class LoggedRetry(Retry):
         with_failure_count: bool = False,
     ) -> Any:
         def failed(error: Exception, *count: int) -> Any:
+            if isinstance(error, AuthenticationError):  # a wrong password: no outage to wait out
+                fail(error, *count)
+                raise error
             log.warning("redis unavailable (%s); retrying", error)
             return fail(error, *count)
 

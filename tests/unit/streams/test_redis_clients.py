@@ -64,6 +64,17 @@ def test_a_loading_redis_is_waited_for_and_a_reply_returned(
     with pytest.raises(redis.ResponseError):
         retry.call_with_retry(wrong_type, lambda _e: None)
 
+    # nor a wrong password (an AuthenticationError is a ConnectionError in redis-py)
+    calls = {"n": 0}
+
+    def refused() -> str:
+        calls["n"] += 1
+        raise redis.AuthenticationError("invalid username-password pair")
+
+    with pytest.raises(redis.AuthenticationError):
+        retry.call_with_retry(refused, lambda _e: None)
+    assert calls["n"] == 1
+
 
 def _free_port() -> int:
     with socket.socket() as s:
