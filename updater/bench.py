@@ -13,7 +13,9 @@ rule (:func:`updater.evaluation.decide`). Between decisions the *served* model (
 champion, or the last candidate promoted) forecasts each day from the context before it,
 and so does the *frozen* first champion; both are scored on the same SKU-days (every
 horizon step the log covers). Not through Kafka: the live forecast worker's hot reload and
-the ``forecasts.shadow`` topic are not exercised here.
+the ``forecasts.shadow`` topic are not exercised here, and a candidate that passes offline
+is promoted at once (as with ``DEMANDCAST_UPDATER_SHADOW_DAYS=0``): the live stage and the
+probation (:mod:`updater.live`) can only make promotions rarer.
 """
 
 from __future__ import annotations
