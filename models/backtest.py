@@ -4,7 +4,8 @@ forecaster on what precedes the origin and score its quantiles on the window.
 Scoring is :class:`models.evaluation.Scorer`'s, over every (series, window): MASE is the
 mean of the per-(series, window) MASE values (scaled by the history before the window's
 origin); WQL, WAPE and bias pool every (series, window, step) in numerator and
-denominator; coverage is the share of all actuals inside the 0.1–0.9 interval. Only series
+denominator; coverage is the share of all actuals inside the 0.1–0.9 interval, and per
+quantile level the share at or below that quantile (``quantile_coverage``). Only series
 observed before an origin are scored in that window.
 
 The skill reference (``reference``, default ``"seasonal_naive"``) is the *point* seasonal
@@ -80,7 +81,8 @@ def run_backtest(
     """Rolling-origin backtest of every forecaster; ``reference`` is the skill baseline.
 
     Returns a :class:`BacktestResult` whose ``metrics[name]`` has ``mase, wql, wape, bias,
-    coverage80``, ``skill = {"mase": 1 - mase/mase_ref, "wql": 1 - wql/wql_ref}`` and
+    coverage80``, ``quantile_coverage`` (per level, as a string, the share of actuals at or
+    below that quantile), ``skill = {"mase": 1 - mase/mase_ref, "wql": 1 - wql/wql_ref}`` and
     ``intervals`` (:func:`interval_calibration`: the calibration of the ``interval_ks``-day
     totals; ``None`` when no interval length fits the horizon).
     """
@@ -114,7 +116,13 @@ def run_backtest(
             seconds[f.name] += time.perf_counter() - t0
             scorers[f.name].add(actual, q, hist.target, hist.observed)
             forecasts[f.name].append(WindowForecast(origin, alive, actual, q))
-    out: dict[str, dict[str, Any]] = {n: scorers[n].evaluation().summary() for n in names}
+    out: dict[str, dict[str, Any]] = {}
+    for n in names:
+        evaluation = scorers[n].evaluation()
+        out[n] = dict(evaluation.summary())
+        out[n]["quantile_coverage"] = {
+            str(level): share for level, share in evaluation.quantile_coverage.items()
+        }
     ref = out.get(reference)
     for n in names:
         if ref is None:

@@ -51,9 +51,11 @@ class TrainingConfig:
         ema_decay: exponential moving average of the weights used for validation and the
             final model (0 disables).
         calibrate: after training, fit the levels to read off the network's quantile
-            function on the validation windows (:mod:`models.calibration`). Off by default:
-            on the UCI top-500 backtest it over-corrected (80% coverage 0.903 -> 0.754) and
-            cost WQL (0.7021 -> 0.7076); see docs/models.md.
+            function (:mod:`models.calibration`) on the validation windows (out of
+            training) and the most recent training window of every other series
+            (:func:`calibration_windows`), moved ``calibration_shrink`` of the way. Off by
+            default (the CLI's ``--calibrate``); figures in docs/models.md.
+        calibration_shrink: the share of the measured correction applied (0.5: half).
         mase_weight: exponent ``b`` of a second per-window factor ``(scale / snaive_mae)^b``
             (normalised over the batch, clamped to ``[0.1, 10]``), where ``snaive_mae`` is the
             context's mean ``|y_t - y_{t-m}|``: the pinball loss is in units of the context's
@@ -75,6 +77,7 @@ class TrainingConfig:
     ema_decay: float = 0.98
     mase_weight: float = 0.0
     calibrate: bool = False
+    calibration_shrink: float = 0.5
 
 
 # --------------------------------------------------------------------------- windows
@@ -302,23 +305,62 @@ def run_training(
         if progress is not None:
             progress(step + 1, tc.steps, train_loss, val_loss)
     f.val_loss = _finish(loop)
-    if tc.calibrate and val_batch is not None:
-        f.config.read_levels = _fit_read_levels(f, model, val_batch)
+    if tc.calibrate:
+        f.config.read_levels = _fit_read_levels(f, model, win, val_batch)
+
+
+def _window_quantiles(
+    model: DemandcastForecaster, batch: dict[str, torch.Tensor]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Actuals ``(R, H)``, quantiles ``(R, H, Q)`` and the observed mask of a batch."""
+    inputs = {k: v for k, v in batch.items() if not k.startswith("future_")}
+    model.eval()
+    with torch.inference_mode():
+        q = model(**inputs, validate=False).quantiles.float().cpu().numpy()
+    y = batch["future_values"].float().cpu().numpy()
+    observed = batch["future_observed_mask"].cpu().numpy().astype(bool)
+    return y, q, observed
+
+
+def calibration_windows(
+    f: TransformerForecaster, win: TrainingWindows, val_batch: dict[str, torch.Tensor] | None
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """What the levels are calibrated on: the validation windows (out of training) and
+    the most recent training window of every other series."""
+    model = f._require_model()
+    blocks = [] if val_batch is None else [_window_quantiles(model, val_batch)]
+    last = {int(r): int(c) for r, c in zip(win.pair_row, win.pair_cut, strict=True)}
+    rows = np.array(sorted(set(last) - set(win.val_rows.tolist())), dtype=np.int64)
+    L = f.config.context_length
+    for s in range(0, len(rows), 512):
+        part = rows[s : s + 512]
+        cuts = np.array([last[int(r)] for r in part]) + L
+        blocks.append(_window_quantiles(model, win.batch(f, part, cuts)))
+    return blocks
 
 
 def _fit_read_levels(
-    f: TransformerForecaster, model: DemandcastForecaster, val_batch: dict[str, torch.Tensor]
+    f: TransformerForecaster,
+    model: DemandcastForecaster,
+    win: TrainingWindows,
+    val_batch: dict[str, torch.Tensor] | None,
 ) -> list[float] | None:
-    """The calibrated levels to read (:mod:`models.calibration`) from the validation
-    windows' quantiles and actuals; ``None`` when there are too few."""
-    from models.calibration import fit_levels
+    """The calibrated levels to read (:mod:`models.calibration`) from the calibration
+    windows' quantiles and actuals (:func:`calibration_windows`); ``None`` when too few."""
+    from models.calibration import fit_levels, realised_levels
 
-    inputs = {k: v for k, v in val_batch.items() if not k.startswith("future_")}
-    with torch.inference_mode():
-        q = model(**inputs, validate=False).quantiles.float().cpu().numpy()
-    y = val_batch["future_values"].float().cpu().numpy()
-    observed = val_batch["future_observed_mask"].cpu().numpy().astype(bool)
-    return fit_levels(y, q, f.config.quantile_levels, observed)
+    blocks = calibration_windows(f, win, val_batch)
+    if not blocks:
+        return None
+    levels = f.config.quantile_levels
+    y, q, o = (np.concatenate([b[i] for b in blocks]) for i in range(3))
+    report: dict[str, Any] = {"points": int(o.sum())}
+    if val_batch is not None and len(blocks) > 1:
+        n = len(blocks[0][0])
+        report["validation"] = realised_levels(y[:n], q[:n], levels, o[:n]).round(3).tolist()
+        report["recent"] = realised_levels(y[n:], q[n:], levels, o[n:]).round(3).tolist()
+    f.calibration_report = report
+    return fit_levels(y, q, levels, o, f.training.calibration_shrink)
 
 
 # --------------------------------------------------------------------------- entry points

@@ -66,9 +66,50 @@ def test_read_quantiles_stay_monotone_and_non_negative(raw: list[float], real: l
     q = np.sort(np.array(raw))[None, None, :]
     read = calibrated_levels(LEVELS, np.array(real))
     out = apply_levels(q, LEVELS, read)
+    assert read == sorted(read)
     assert (np.diff(out, axis=-1) >= 0).all() and (out >= 0).all()
-    assert out.min() >= q.min() and out.max() <= q.max()
+    inside = np.clip(read, LEVELS[0], LEVELS[-1])  # read within the levels: within the range
+    kept = apply_levels(q, LEVELS, list(inside))
+    assert kept.min() >= q.min() and kept.max() <= q.max()
     np.testing.assert_allclose(apply_levels(q, LEVELS, LEVELS), q)
+
+
+@given(
+    st.lists(st.floats(0, 50, allow_nan=False), min_size=9, max_size=9),
+    st.lists(st.floats(0.001, 0.999), min_size=9, max_size=9),
+    st.floats(0.0, 1.0),
+)
+def test_widened_quantiles_stay_monotone_and_non_negative(
+    raw: list[float], read: list[float], shrink: float
+) -> None:
+    """Levels read beyond 0.1 / 0.9 (an interval too narrow) come from the exponential
+    tails: still non-crossing, never negative, and the tails only reach outwards."""
+    q = np.sort(np.array(raw))[None, None, :]
+    levels = calibrated_levels(LEVELS, np.sort(np.array(read)), shrink)
+    assert levels == sorted(levels) and all(0.0 <= v <= 1.0 for v in levels)
+    out = apply_levels(q, LEVELS, levels)
+    assert (np.diff(out, axis=-1) >= 0).all() and (out >= 0).all()
+    wide = apply_levels(q, LEVELS, [0.02, *LEVELS[1:-1], 0.98])
+    assert wide[..., 0] <= q[..., 0] + 1e-9 and wide[..., -1] >= q[..., -1] - 1e-9
+    assert (np.diff(wide, axis=-1) >= -1e-9).all() and (wide >= 0).all()
+
+
+def test_too_narrow_quantiles_are_widened_by_the_tails() -> None:
+    rng = np.random.default_rng(2)
+    q = _normal_quantiles(600, 7, sigma=0.6) + 10.0  # the truth is N(10, 1): too narrow
+    seen = rng.standard_normal((600, 7)) + 10.0
+    fit = fit_levels(seen, q, LEVELS)
+    assert fit is not None and fit[0] < 0.1 and fit[-1] > 0.9
+    fresh = rng.standard_normal((600, 7)) + 10.0
+    after = apply_levels(q, LEVELS, fit)
+    before = coverage(fresh, q[..., 0], q[..., -1])
+    widened = coverage(fresh, after[..., 0], after[..., -1])
+    # the exponential tail is not the normal's: most, not all, of the way to 0.8
+    assert before < 0.6 and before + 0.1 < widened < 0.85
+    half_fit = fit_levels(seen, q, LEVELS, shrink=0.5)
+    assert half_fit is not None
+    half = apply_levels(q, LEVELS, half_fit)  # half the correction: a narrower widening
+    assert (after[..., -1] - after[..., 0] >= half[..., -1] - half[..., 0] - 1e-9).all()
 
 
 def test_training_fits_the_levels_and_they_travel_with_the_model(tmp_path: Path) -> None:

@@ -151,8 +151,13 @@ def test_backtest_json(app: typer.Typer, table: Path, tmp_path: Path) -> None:
         "transformer",
     }
     for m in out.values():
-        assert set(m) == {"mase", "wql", "wape", "bias", "coverage80", "skill", "intervals"}
+        assert set(m) == {
+            "mase", "wql", "wape", "bias", "coverage80", "quantile_coverage", "skill", "intervals"
+        }  # fmt: skip
         assert np.isfinite([m["mase"], m["wql"], m["wape"], m["bias"], m["coverage80"]]).all()
+        cov = m["quantile_coverage"]  # every level, not only the 80% interval
+        assert list(cov) == [str(round(0.1 * i, 1)) for i in range(1, 10)]
+        assert all(0.0 <= v <= 1.0 for v in cov.values())
         totals = m["intervals"]["totals"]  # horizon 7: only the 7-day totals
         assert set(totals) == {"7"}
         assert set(totals["7"]["coverage"]) == {"0.5", "0.8", "0.9", "0.95"}
