@@ -110,7 +110,8 @@ class AlertEvaluator:
             weights=[quantile_column(batch.model.quantile_levels, q) for q in (0.1, 0.5, 0.9)],
         )
         state, current = inputs.state, inputs.current
-        assessed = self._restock_assessments(ctx, skus, quantiles, state, inputs.open_raw)
+        rate = units.sum(axis=1) / np.maximum(history_days, 1)  # mean daily units since first sale
+        assessed = self._restock_assessments(ctx, skus, quantiles, state, inputs.open_raw, rate)
         restock = np.zeros(len(skus), dtype=bool) if assessed is None else assessed[0] & current
         # the interval of the N-day total only where today's expectation is still to be set
         # (a SKU's first window of the day): every later window of the day skips it
@@ -188,6 +189,7 @@ class AlertEvaluator:
         quantiles: np.ndarray,
         state: dict[str, dict[str, Any]],
         open_raw: list[Any],
+        demand_rate: np.ndarray,
     ) -> tuple[np.ndarray, RestockArrays] | None:
         """Which SKUs can change their restock alert — those with inventory whose stock
         position is below their reorder point, and those with an open alert (it may resolve) —
@@ -207,6 +209,7 @@ class AlertEvaluator:
             service_level=s.restock_service_level,
             rho=ctx.model.interval_rho,
             order_cost_unit_days=s.restock_order_cost_unit_days,
+            demand_rate=demand_rate,
         )
         is_open = np.array([raw is not None for raw in open_raw], dtype=bool)
         return np.asarray(with_stock & (arrays.needs_restock | is_open)), arrays

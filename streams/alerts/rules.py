@@ -243,11 +243,15 @@ def assess_restock_many(
     policy: RestockPolicy = "model",
     check_period_days: float = CHECK_PERIOD_DAYS,
     order_cost_unit_days: float = 0.0,
+    demand_rate: np.ndarray | None = None,
 ) -> RestockArrays:
     """The restock decision of ``N`` SKUs: ``values`` ``(N, H, L)`` daily quantiles; stock
     on hand, on order and lead time ``(N,)``; the review period — with
     ``order_cost_unit_days`` above 0, the shortest one: each SKU's is its economic order
-    interval (:func:`order_intervals`) at the mean of its daily forecast quantiles.
+    interval (:func:`order_intervals`) at ``demand_rate`` (units a day, ``(N,)``: the
+    forecast worker gives each SKU's mean over its context), by default the mean of its
+    daily forecast quantiles (below the mean for skewed demand: the levels leave out the
+    tails).
 
     Policy ``model``, from the interval distribution (:func:`models.intervals.
     demand_quantile_over`, days joined with ``rho``): the reorder point ``s`` is the
@@ -274,11 +278,9 @@ def assess_restock_many(
     on_hand = np.asarray(on_hand, dtype=float)
     position = on_hand + np.asarray(on_order, dtype=float)
     lead = np.asarray(lead_time_days, dtype=float) * np.ones(len(on_hand))
-    review = order_intervals(
-        values.mean(axis=(1, 2)) if values.size else np.zeros(len(on_hand)),
-        review_period_days,
-        order_cost_unit_days,
-    )
+    if demand_rate is None:
+        demand_rate = values.mean(axis=(1, 2)) if values.size else np.zeros(len(on_hand))
+    review = order_intervals(demand_rate, review_period_days, order_cost_unit_days)
     if policy == "model":
         trigger = lead + check_period_days
         reorder_point = demand_quantile_over(

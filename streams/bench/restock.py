@@ -183,10 +183,12 @@ def model_policy(
 ) -> Callable[[int, np.ndarray, np.ndarray], RestockArrays]:
     """``decide`` of the restock rules on the model's forecasts (``model`` or the old
     ``sum_of_daily_quantiles``); with ``order_cost`` (unit-days) each SKU's review period is
-    its economic order interval at the mean of its forecast, ``review`` the shortest."""
+    its economic order interval at its recent mean daily units (:func:`recent_rate`, as for
+    the history baseline), ``review`` the shortest."""
     n = len(replay.skus)
 
     def decide(t: int, on_hand: np.ndarray, on_order: np.ndarray) -> RestockArrays:
+        hist, seen = _history_before(replay, t)
         return assess_restock_many(
             replay.quantiles[t].astype(np.float64),
             replay.levels,
@@ -198,6 +200,7 @@ def model_policy(
             rho=replay.rho,
             policy="model" if policy == "model" else "sum_of_daily_quantiles",
             order_cost_unit_days=order_cost,
+            demand_rate=recent_rate(hist, seen),
         )
 
     return decide
@@ -212,7 +215,7 @@ def empirical_policy(
     from the past days' demand as the model's is from its daily forecast), the order-up-to
     level that quantile of past ``lead + review``-day totals, the days of cover follow the
     empirical median of past totals. With ``order_cost``, each SKU's review period is its
-    economic order interval at its mean daily demand over the lookback (rounded to days)."""
+    economic order interval at :func:`recent_rate` (rounded to days)."""
     from models.intervals import empirical_interval_quantiles, undershoot_draws
 
     horizon = replay.quantiles.shape[2]
@@ -223,8 +226,7 @@ def empirical_policy(
 
     def decide(t: int, on_hand: np.ndarray, on_order: np.ndarray) -> RestockArrays:
         hist, seen = _history_before(replay, t)
-        recent, recent_seen = hist[:, -EMPIRICAL_LOOKBACK:], seen[:, -EMPIRICAL_LOOKBACK:]
-        rate = (recent * recent_seen).sum(axis=1) / np.maximum(recent_seen.sum(axis=1), 1)
+        rate = recent_rate(hist, seen)
         periods = np.rint(order_intervals(rate, float(review), order_cost)).astype(np.int64)
         protection = lead + periods
         # the median curve of past totals at a few lengths, linear between them (cover only)
@@ -250,6 +252,13 @@ def empirical_policy(
         )
 
     return decide
+
+
+def recent_rate(hist: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Mean daily units over the last :data:`EMPIRICAL_LOOKBACK` observed days: the demand
+    rate of every policy's order intervals (the same planning input for all of them)."""
+    recent, recent_seen = hist[:, -EMPIRICAL_LOOKBACK:], seen[:, -EMPIRICAL_LOOKBACK:]
+    return (recent * recent_seen).sum(axis=1) / np.maximum(recent_seen.sum(axis=1), 1)
 
 
 def _history_before(replay: Replay, t: int) -> tuple[np.ndarray, np.ndarray]:
