@@ -287,9 +287,18 @@ def _report(
         "first_sample": samples[0] if samples else None,
         "fit_first_sample": later[0] if later else None,
         "last_sample": samples[-1] if samples else None,
+        "per_minute": _per_minute(samples),
         "ok": not problems,
         "problems": problems,
     }
+
+
+def _per_minute(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first sample of every minute of the soak (to tell a plateau from a slope)."""
+    out: dict[int, dict[str, Any]] = {}
+    for row in samples:
+        out.setdefault(int(row["t"] // 60), row)
+    return [out[m] for m in sorted(out)]
 
 
 def _round(x: float | None) -> float | None:

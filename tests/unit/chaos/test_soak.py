@@ -51,3 +51,13 @@ def test_growth_per_hour_is_the_least_squares_slope() -> None:
     assert growth_per_hour([(0.0, 5.0), (10.0, None), (3600.0, 1.0)]) == pytest.approx(-4.0)
     assert growth_per_hour([(0.0, 1.0)]) is None
     assert growth_per_hour([(5.0, 1.0), (5.0, 2.0)]) is None
+
+
+def test_soak_runs_alone() -> None:
+    from typer.testing import CliRunner
+
+    from demandcast.cli import app
+
+    done = CliRunner().invoke(app, ["chaos", "soak", "worker-kill"])
+    assert done.exit_code != 0
+    assert "soak runs alone" in done.output
