@@ -93,9 +93,11 @@ def test_two_stream_workers_and_two_forecast_workers_share_their_partitions(
             "both forecast workers to share windows.closed",
         )
         for proc, log in zip(procs, logs, strict=True):
-            wait_for(
-                lambda log=log: _assigned(log) > 0, 90, "the stream workers' partitions", proc, log
-            )
+
+            def assigned(log: Path = log) -> bool:
+                return _assigned(log) > 0
+
+            wait_for(assigned, 90, "the stream workers' partitions", proc, log)
         time.sleep(3.0)  # the first worker's rebalance after the second one joined
         shares = [_windows_closed_of(fw, s) for fw in fws]
         assert not (shares[0] & shares[1]), "a windows.closed partition held by both"

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from schemas import OrderEvent
 from streams.chaos.soak import DAY_MS, growth_per_hour, loop_span_ms, shifted
 from streams.store.keys import epoch_ms
 
@@ -31,6 +32,7 @@ def test_each_loop_moves_the_slice_by_whole_days_with_new_ids() -> None:
         assert b.event_time == a.event_time + timedelta(days=2)
         assert epoch_ms(b.event_time) == t
         assert b.event_id == f"{a.event_id}~2" and b.event_id != a.event_id
+        assert isinstance(a, OrderEvent) and isinstance(b, OrderEvent)
         assert (b.sku, b.quantity) == (a.sku, a.quantity)
     ids = {e.event_id for _, e in events} | {e.event_id for _, e in shifted(events, 1, span)}
     assert len(ids) == 2 * len(events), "a loop's events are new events, not duplicates"
@@ -45,7 +47,9 @@ def test_loop_span_rounds_up_to_days() -> None:
 
 def test_growth_per_hour_is_the_least_squares_slope() -> None:
     # 2 MB a minute with noise that cancels: 120 MB an hour
-    samples = [(60.0 * i, 100 + 2 * i + (0.5 if i % 2 else -0.5)) for i in range(11)]
+    samples: list[tuple[float, float | None]] = [
+        (60.0 * i, 100 + 2 * i + (0.5 if i % 2 else -0.5)) for i in range(11)
+    ]
     assert growth_per_hour(samples) == pytest.approx(120.0, rel=0.01)
     assert growth_per_hour([(0.0, 5.0), (10.0, 5.0), (20.0, 5.0)]) == 0.0
     assert growth_per_hour([(0.0, 5.0), (10.0, None), (3600.0, 1.0)]) == pytest.approx(-4.0)
