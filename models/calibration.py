@@ -96,7 +96,7 @@ def apply_levels(q: np.ndarray, levels: Sequence[float], read_at: Sequence[float
     lo = hi - 1
     w = (at - tau[lo]) / (tau[hi] - tau[lo])
     qf = q.astype(np.float64, copy=False)
-    out = qf[..., lo] * (1.0 - w) + qf[..., hi] * w
+    out = qf[..., lo] + w * (qf[..., hi] - qf[..., lo])  # exact between equal quantiles
     below, above = want < tau[0], want > tau[-1]
     if below.any():
         s_lo = (qf[..., 1:2] - qf[..., :1]) / np.log(tau[1] / tau[0])
