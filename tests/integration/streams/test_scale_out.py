@@ -129,9 +129,15 @@ def test_two_stream_workers_and_two_forecast_workers_share_their_partitions(
     assert check.ok, check.examples[:5]
     assert all(_assigned(log) > 0 for log in logs)
 
-    assert all(n > 0 for n in windows_each), f"windows forecast per worker: {windows_each}"
     assert coalesced == 0
-    closed = [decode(WindowClosed, m.value()) for m in consume_all(s, s.topic_windows_closed)]
+    messages = consume_all(s, s.topic_windows_closed)
+    # windows.closed is keyed by input partition ("{topic}:{partition}"): the keys' hashes may
+    # leave a partition of it unused, so a worker forecasts windows exactly when it holds a
+    # partition that carries some (a worker holding only unused ones idles: a known limit)
+    used = {m.partition() for m in messages}
+    busy = [bool(share & used) for share in shares]
+    assert [n > 0 for n in windows_each] == busy, (windows_each, shares, used)
+    closed = [decode(WindowClosed, m.value()) for m in messages]
     expected = {(w.window.end, sku) for w in closed for sku in w.skus}
     forecasts = [decode(Forecast, m.value()) for m in consume_all(s, s.topic_forecasts)]
     got = Counter((f.window.end, f.sku) for f in forecasts)
