@@ -157,6 +157,18 @@ class Cycle:
                 update.version,
             )
 
+    def read_history(self, champion: Any, start: datetime, end: datetime) -> hist.History:
+        """The daily history of the updater's top SKUs in ``[start, end)``, with the known
+        covariates ``champion`` takes."""
+        return hist.read_history(
+            self.client,
+            self.layout,
+            start,
+            end,
+            top=self.settings.updater_top_skus,
+            known=list(champion.config.known_covariates),
+        )
+
     def event_time(self) -> datetime | None:
         return hist.event_time(self.client, self.layout, self.settings.topic_orders)
 
@@ -188,14 +200,7 @@ class Cycle:
             champion = self.registry.load(champ_version, device="cpu")
             horizon = int(champion.config.prediction_length)
             end = hist.day_floor(at)
-            history = hist.read_history(
-                self.client,
-                self.layout,
-                end - timedelta(days=s.updater_history_days),
-                end,
-                top=s.updater_top_skus,
-                known=list(champion.config.known_covariates),
-            )
+            history = self.read_history(champion, end - timedelta(days=s.updater_history_days), end)
             decision.data = history.data_range()
             log.info(
                 "updater: champion %s at event time %s; history %s..%s, %d SKUs",

@@ -102,17 +102,15 @@ def live_decision(cycle: Cycle, decision: Decision, shadow: Shadow) -> None:
     day = hist.day_floor(decision.at)
     since = hist.day_floor(datetime.fromisoformat(shadow.since))
     elapsed = (day - since).days
+    if shadow.role == "challenger" and elapsed < s.updater_shadow_days:
+        # scored only when it is decided on: no models loaded, no store read until then
+        decision.outcome = "shadowing"
+        decision.reason = f"live day {elapsed} of {s.updater_shadow_days}"
+        return
     role = "challenger" if shadow.role == "challenger" else "previous"
     champion = cycle.registry.load(champ_version, device="cpu")
     other = cycle.registry.load(shadow.version, device="cpu")
-    history = hist.read_history(
-        cycle.client,
-        cycle.layout,
-        since - timedelta(days=s.updater_history_days),
-        day,
-        top=s.updater_top_skus,
-        known=list(champion.config.known_covariates),
-    )
+    history = cycle.read_history(champion, since - timedelta(days=s.updater_history_days), day)
     decision.data = history.data_range()
     panel = history.panel
     first = int(np.searchsorted(panel.index, np.datetime64(since.replace(tzinfo=None))))
@@ -135,10 +133,6 @@ def _challenger(
     cycle: Cycle, decision: Decision, shadow: Shadow, evals: dict[str, Any], elapsed: int
 ) -> None:
     s = cycle.settings
-    if elapsed < s.updater_shadow_days:
-        decision.outcome = "shadowing"
-        decision.reason = f"live day {elapsed} of {s.updater_shadow_days}"
-        return
     verdict = decide(
         evals["champion"],
         evals["challenger"],

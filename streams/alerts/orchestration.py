@@ -110,7 +110,9 @@ class AlertEvaluator:
             weights=[quantile_column(batch.model.quantile_levels, q) for q in (0.1, 0.5, 0.9)],
         )
         state, current = inputs.state, inputs.current
-        rate = units.sum(axis=1) / np.maximum(history_days, 1)  # mean daily units since first sale
+        rate = None  # mean daily units since first sale: the order intervals' demand rate
+        if self.settings.restock_order_cost_unit_days > 0:
+            rate = units.sum(axis=1) / np.maximum(history_days, 1)
         assessed = self._restock_assessments(ctx, skus, quantiles, state, inputs.open_raw, rate)
         restock = np.zeros(len(skus), dtype=bool) if assessed is None else assessed[0] & current
         # the interval of the N-day total only where today's expectation is still to be set
@@ -189,7 +191,7 @@ class AlertEvaluator:
         quantiles: np.ndarray,
         state: dict[str, dict[str, Any]],
         open_raw: list[Any],
-        demand_rate: np.ndarray,
+        demand_rate: np.ndarray | None,
     ) -> tuple[np.ndarray, RestockArrays] | None:
         """Which SKUs can change their restock alert — those with inventory whose stock
         position is below their reorder point, and those with an open alert (it may resolve) —

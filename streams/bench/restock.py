@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,12 @@ class Replay:
     version: str
     first_day: str
     timings: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def observed(self) -> np.ndarray:
+        """``(N, T0 + D)``: each SKU observed from its first sale (a prefix of it is the
+        same at every replayed day, so it is computed once)."""
+        return np.cumsum(self.history > 0, axis=1) > 0
 
 
 def daily_history(log: Path, skus: list[str]) -> tuple[np.ndarray, Any]:
@@ -188,7 +195,7 @@ def model_policy(
     n = len(replay.skus)
 
     def decide(t: int, on_hand: np.ndarray, on_order: np.ndarray) -> RestockArrays:
-        hist, seen = _history_before(replay, t)
+        rate = recent_rate(*_history_before(replay, t)) if order_cost > 0 else None
         return assess_restock_many(
             replay.quantiles[t].astype(np.float64),
             replay.levels,
@@ -200,7 +207,7 @@ def model_policy(
             rho=replay.rho,
             policy="model" if policy == "model" else "sum_of_daily_quantiles",
             order_cost_unit_days=order_cost,
-            demand_rate=recent_rate(hist, seen),
+            demand_rate=rate,
         )
 
     return decide
@@ -263,9 +270,8 @@ def recent_rate(hist: np.ndarray, seen: np.ndarray) -> np.ndarray:
 
 def _history_before(replay: Replay, t: int) -> tuple[np.ndarray, np.ndarray]:
     """Units before replayed day ``t`` and where each SKU was observed (from first sale)."""
-    hist = replay.history[:, : replay.start + t]
-    seen = np.cumsum(hist > 0, axis=1) > 0
-    return hist, seen
+    stop = replay.start + t
+    return replay.history[:, :stop], replay.observed[:, :stop]
 
 
 # --- calibration and pricing ------------------------------------------------------------------

@@ -146,6 +146,8 @@ class ForecastWorker:
             settings.device,
             loader=partial(load_version, compile=settings.model_compile),
         )
+        self._shadow_refused: tuple[str, str] | None = None
+        """The (shadow, serving) versions last found to need different inputs (logged)."""
         self.shadow = ShadowHolder(
             settings.model_registry,
             settings.device,
@@ -472,7 +474,8 @@ class ForecastWorker:
         if shadow is None or shadow.version == model.version:
             return
         if shadow.context_length != model.context_length or shadow.known != model.known:
-            if self.stats.shadow_forecasts == 0:
+            if self._shadow_refused != (shadow.version, model.version):  # once per pair
+                self._shadow_refused = (shadow.version, model.version)
                 log.warning(
                     "model %s in shadow needs other inputs than %s (context %d vs %d, known "
                     "%s vs %s): not forecast in shadow",
