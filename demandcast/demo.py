@@ -17,8 +17,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,8 +63,8 @@ class DemoOptions:
 
 
 @dataclass
-class DemoRun:
-    """What the demo measured, for the report."""
+class LiveRun:
+    """What a demo's model and live replay measured (both demos)."""
 
     model_version: str = ""
     model_reused: bool = False
@@ -70,12 +72,18 @@ class DemoRun:
     history_events: int = 0
     history_seconds: float = 0.0
     events: int = 0
-    inventory_events: int = 0
     replay_seconds: float = 0.0
     drain_seconds: float = 0.0
     stream_stats: dict[str, int] = field(default_factory=dict)
     forecaster_stats: dict[str, str] = field(default_factory=dict)
     wall_seconds: float = 0.0
+
+
+@dataclass
+class DemoRun(LiveRun):
+    """What the demo measured, for the report."""
+
+    inventory_events: int = 0
     restock_policies: dict[str, dict[str, float]] = field(default_factory=dict)
     """``demandcast bench restock``'s ``policies`` on the replayed period (simulated stock)."""
     log_end: str = ""
@@ -93,6 +101,19 @@ def _cli(*args: str) -> list[str]:
 
 
 # --- model ---------------------------------------------------------------------------------
+
+
+def train_and_promote(
+    settings: Settings, table: Path, horizon: int, steps: int, known: tuple[str, ...] = ()
+) -> float:
+    """``demandcast train`` on a daily ``table`` (``known``: its known-future columns),
+    promoting the new version; return the seconds it took."""
+    t0 = time.monotonic()
+    args = ["--data", str(table), "--freq", "D", "--horizon", str(horizon), "--steps", str(steps)]
+    if known:
+        args += ["--known", ",".join(known)]
+    subprocess.run(_cli("train", *args, "--promote"), env=settings.as_env(), check=True)
+    return time.monotonic() - t0
 
 
 def prepare_model(settings: Settings, opts: DemoOptions, console: Console, run: DemoRun) -> Panel:
@@ -122,24 +143,7 @@ def prepare_model(settings: Settings, opts: DemoOptions, console: Console, run: 
             console.print(f"reusing model {info.version} (trained on the same table)")
             return table
     console.print(f"training on {table_path.name} (first months of the log, top {opts.top} SKUs)")
-    t0 = time.monotonic()
-    subprocess.run(
-        _cli(
-            "train",
-            "--data",
-            str(table_path),
-            "--freq",
-            "D",
-            "--horizon",
-            str(opts.horizon),
-            "--steps",
-            str(opts.train_steps),
-            "--promote",
-        ),
-        env=settings.as_env(),
-        check=True,
-    )
-    run.train_seconds = time.monotonic() - t0
+    run.train_seconds = train_and_promote(settings, table_path, opts.horizon, opts.train_steps)
     version = registry.champion()
     if version is None:  # pragma: no cover - train --promote always sets one
         raise RegistryError("training registered no champion; see `demandcast model list`")
@@ -232,7 +236,6 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
 
     from streams.kafka.admin import ensure_topics
     from streams.stack.embedded import EmbeddedStack
-    from streams.stack.processes import ChildProcess
 
     t_start = time.monotonic()
     run = DemoRun(started_at=datetime.now(UTC).isoformat(timespec="seconds"))
@@ -252,32 +255,23 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     logs = opts.report_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    procs = [ChildProcess.demandcast(settings, "worker", log=logs / "worker.log")]
-    try:
-        console.print(
-            f"backfilling the feature store with {len(history):,} events before "
-            f"{opts.split.date()} (the model's context) ..."
+    updater = None
+    if opts.updater:
+        updater = (
+            partial(start_updater, settings, opts, logs / "updater.log"),
+            partial(finish_updater_cycle, settings, opts.updater_finish_seconds, console),
         )
-        run.history_seconds = _replay_live(settings, history, None, procs, client, console)[0]
-        procs.append(ChildProcess.demandcast(settings, "forecaster", log=logs / "forecaster.log"))
-        if opts.updater:
-            procs.append(start_updater(settings, opts, logs / "updater.log"))
-        console.print(
-            f"replaying {len(events):,} events from {opts.split.date()} at "
-            f"{opts.speed:,.0f}x real time through both workers ..."
-        )
-        run.replay_seconds, run.drain_seconds = _replay_live(
-            settings, events, opts.speed, procs, client, console
-        )
-        if opts.updater:
-            finish_updater_cycle(settings, opts.updater_finish_seconds, console)
-        run.stream_stats = {
-            k: int(v) for k, v in _stats(client, layout_of(settings).stats, {}).items()
-        }
-        run.forecaster_stats = _stats(client, layout_of(settings).forecaster_stats, {})
-    finally:
-        for proc in procs:
-            proc.stop()
+    replay_through_workers(
+        settings,
+        history,
+        events,
+        opts=opts,
+        run=run,
+        client=client,
+        console=console,
+        logs=logs,
+        updater=updater,
+    )
     if opts.updater:
         from updater.audit import AuditLog
 
@@ -295,6 +289,52 @@ def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> DemoRun
     run.wall_seconds = time.monotonic() - t_start
     (opts.report_dir / "run.json").write_text(json.dumps(run.__dict__, indent=2, default=str))
     return run
+
+
+def replay_through_workers(
+    settings: Settings,
+    history: list[tuple[int, Any]],
+    live: list[tuple[int, Any]],
+    *,
+    opts: Any,
+    run: LiveRun,
+    client: Any,
+    console: Console,
+    logs: Path,
+    updater: tuple[Callable[[], Any], Callable[[], None]] | None = None,
+) -> None:
+    """The live part of a demo: the stream worker backfills the ``history`` events (not
+    forecast), then the forecast worker (and ``updater``'s start, if given) joins and the
+    ``live`` events replay at ``opts.speed`` (``opts.split``: where they start); after them
+    ``updater``'s finish runs, and the workers' statistics go into ``run``."""
+    from streams.stack.processes import ChildProcess
+
+    procs = [ChildProcess.demandcast(settings, "worker", log=logs / "worker.log")]
+    try:
+        console.print(
+            f"backfilling the feature store with {len(history):,} events before "
+            f"{opts.split.date()} (the model's context) ..."
+        )
+        run.history_seconds = _replay_live(settings, history, None, procs, client, console)[0]
+        procs.append(ChildProcess.demandcast(settings, "forecaster", log=logs / "forecaster.log"))
+        if updater is not None:
+            procs.append(updater[0]())
+        console.print(
+            f"replaying {len(live):,} events from {opts.split.date()} at "
+            f"{opts.speed:,.0f}x real time through the live workers ..."
+        )
+        run.replay_seconds, run.drain_seconds = _replay_live(
+            settings, live, opts.speed, procs, client, console
+        )
+        if updater is not None:
+            updater[1]()
+        run.stream_stats = {
+            k: int(v) for k, v in _stats(client, layout_of(settings).stats, {}).items()
+        }
+        run.forecaster_stats = _stats(client, layout_of(settings).forecaster_stats, {})
+    finally:
+        for proc in procs:
+            proc.stop()
 
 
 def finish_updater_cycle(settings: Settings, timeout_s: float, console: Console) -> None:

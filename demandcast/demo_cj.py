@@ -19,7 +19,6 @@ promotion inputs cannot be fine-tuned from the store yet (issue 13).
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,6 +29,8 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from demandcast.demo import LiveRun, replay_through_workers, train_and_promote
+from demandcast.demo_report import accuracy_table, draw_bands
 from streams.settings import Settings
 
 PROMOTION_INPUTS = ("promo_flag", "promo_depth", "display_share", "mailer_share")
@@ -50,21 +51,12 @@ class CjDemoOptions:
 
 
 @dataclass
-class CjDemoRun:
-    model_version: str = ""
-    model_reused: bool = False
-    train_seconds: float = 0.0
-    history_events: int = 0
-    history_seconds: float = 0.0
-    events: int = 0
+class CjDemoRun(LiveRun):
+    """What the second demo measured, for the report."""
+
     promotions: dict[str, int] = field(default_factory=dict)
-    replay_seconds: float = 0.0
-    drain_seconds: float = 0.0
-    stream_stats: dict[str, int] = field(default_factory=dict)
-    forecaster_stats: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     alerts: dict[str, int] = field(default_factory=dict)
-    wall_seconds: float = 0.0
 
 
 def prepare_model(settings: Settings, opts: CjDemoOptions, frame: Any, run: CjDemoRun) -> None:
@@ -86,28 +78,9 @@ def prepare_model(settings: Settings, opts: CjDemoOptions, frame: Any, run: CjDe
             registry.promote(info.version)
             run.model_version, run.model_reused = info.version, True
             return
-    from demandcast.demo import _cli
-
-    t0 = time.monotonic()
-    subprocess.run(
-        _cli(
-            "train",
-            "--data",
-            str(path),
-            "--freq",
-            "D",
-            "--horizon",
-            str(opts.horizon),
-            "--steps",
-            str(opts.train_steps),
-            "--known",
-            ",".join(PROMOTION_INPUTS),
-            "--promote",
-        ),
-        env=settings.as_env(),
-        check=True,
+    run.train_seconds = train_and_promote(
+        settings, path, opts.horizon, opts.train_steps, PROMOTION_INPUTS
     )
-    run.train_seconds = time.monotonic() - t0
     version = registry.champion()
     assert version is not None
     meta = registry.metadata(version)
@@ -121,14 +94,12 @@ def run_cj_demo(settings: Settings, opts: CjDemoOptions, console: Console) -> Cj
     import pandas as pd
     import redis
 
-    from demandcast.demo import _replay_live, _stats
     from models import completejourney as cj
     from schemas import PromotionEvent
     from streams.history.replay import load_events
     from streams.kafka.admin import ensure_topics
     from streams.stack.embedded import EmbeddedStack
-    from streams.stack.processes import ChildProcess
-    from streams.store.keys import epoch_ms, layout_of
+    from streams.store.keys import epoch_ms
 
     t_start = time.monotonic()
     run = CjDemoRun()
@@ -157,25 +128,9 @@ def run_cj_demo(settings: Settings, opts: CjDemoOptions, console: Console) -> Cj
     client = redis.Redis.from_url(settings.redis_url, **settings.redis_kwargs())
     logs = opts.report_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    procs = [ChildProcess.demandcast(settings, "worker", log=logs / "worker.log")]
-    try:
-        console.print(f"backfilling {len(history):,} events before {opts.split.date()} ...")
-        run.history_seconds = _replay_live(settings, history, None, procs, client, console)[0]
-        procs.append(ChildProcess.demandcast(settings, "forecaster", log=logs / "forecaster.log"))
-        console.print(
-            f"replaying {len(live):,} events from {opts.split.date()} at {opts.speed:,.0f}x "
-            "real time through both workers ..."
-        )
-        run.replay_seconds, run.drain_seconds = _replay_live(
-            settings, live, opts.speed, procs, client, console
-        )
-        run.stream_stats = {
-            k: int(v) for k, v in _stats(client, layout_of(settings).stats, {}).items()
-        }
-        run.forecaster_stats = _stats(client, layout_of(settings).forecaster_stats, {})
-    finally:
-        for proc in procs:
-            proc.stop()
+    replay_through_workers(
+        settings, history, live, opts=opts, run=run, client=client, console=console, logs=logs
+    )
     client.close()
     write_cj_report(settings, opts, run, frame)
     run.wall_seconds = time.monotonic() - t_start
@@ -248,16 +203,7 @@ def plot_promoted(
             dates, 0, 1, where=on, color="tab:orange", alpha=0.2, step="mid",
             transform=ax.get_xaxis_transform(), label="display or mailer",
         )  # fmt: skip
-        mine = sorted(day for s, day in origins if s == sku)
-        for k, day in enumerate(mine[:: max(1, opts.horizon)][:4]):
-            fc = origins[(sku, day)]
-            lv = fc["quantile_levels"]
-            ts = np.array([np.datetime64(s["timestamp"][:10], "D") for s in fc["steps"]])
-            q = np.array([s["values"] for s in fc["steps"]])
-            ax.fill_between(ts, q[:, 0], q[:, -1], color="tab:blue", alpha=0.25,
-                            label=f"q{lv[0]}–q{lv[-1]}" if k == 0 else None)  # fmt: skip
-            ax.plot(ts, q[:, lv.index(0.5)] if 0.5 in lv else q.mean(axis=1), color="tab:blue",
-                    lw=1.2, label="median forecast" if k == 0 else None)  # fmt: skip
+        draw_bands(ax, origins, sku, opts.horizon)
         ax.axvline(np.datetime64(opts.split.date()), color="grey", ls="--", lw=0.8)
         ax.set_title(f"product {sku}", fontsize=9, loc="left")
         ax.legend(fontsize=7, loc="upper left")
@@ -308,14 +254,8 @@ def render(
         "actual daily units; seasonal naive (last week repeated) at the same origins; "
         "`_promoted`: the SKU-days with a display or mailer only.",
         "",
-        "| method | MASE | WQL | coverage of the 80% interval |",
-        "|---|---|---|---|",
+        *accuracy_table(run.metrics),
     ]
-    for name, m in run.metrics.items():
-        cov = m.get("coverage80")
-        lines.append(
-            f"| {name} | {m['mase']:.3f} | {m['wql']:.3f} | {'' if cov is None else f'{cov:.1%}'} |"
-        )
     if lifts:
         lines += ["", "## Promo-lift alerts (first three)", ""]
         lines += [f"- {a['sku']} {a.get('promotion_id')}: {a['evidence']}" for a in lifts]

@@ -116,6 +116,48 @@ def score_origins(
     return metrics
 
 
+def draw_bands(
+    ax: Any, origins: dict[tuple[str, str], dict[str, Any]], sku: str, horizon: int
+) -> None:
+    """Up to four of ``sku``'s forecast bands (outermost levels) and medians, one every
+    ``horizon`` origins, on ``ax``."""
+    days = sorted(day for s, day in origins if s == sku)
+    for k, day in enumerate(days[:: max(1, horizon)][:4]):
+        fc = origins[(sku, day)]
+        lv = fc["quantile_levels"]
+        ts = np.array([np.datetime64(s["timestamp"][:10], "D") for s in fc["steps"]])
+        q = np.array([s["values"] for s in fc["steps"]])
+        ax.fill_between(
+            ts,
+            q[:, 0],
+            q[:, -1],
+            color="tab:blue",
+            alpha=0.25,
+            label=f"q{lv[0]}–q{lv[-1]}" if k == 0 else None,
+        )
+        ax.plot(
+            ts,
+            q[:, lv.index(0.5)] if 0.5 in lv else q.mean(axis=1),
+            color="tab:blue",
+            lw=1.2,
+            label="median forecast" if k == 0 else None,
+        )
+
+
+def accuracy_table(metrics: dict[str, dict[str, float]]) -> list[str]:
+    """The Markdown table of ``score_origins``'s figures, a row per method."""
+    lines = [
+        "| method | MASE | WQL | coverage of the 80% interval |",
+        "|---|---|---|---|",
+    ]
+    for name, m in metrics.items():
+        cov = m.get("coverage80")
+        lines.append(
+            f"| {name} | {m['mase']:.3f} | {m['wql']:.3f} | {'' if cov is None else f'{cov:.1%}'} |"
+        )
+    return lines
+
+
 def plot_bands(
     opts: DemoOptions,
     run: DemoRun,
@@ -139,27 +181,7 @@ def plot_bands(
     for ax, sku in zip(axes_list, chosen, strict=False):
         i = row[sku]
         ax.plot(dates, actual[i], color="black", lw=1, label="actual units")
-        days = sorted(day for s, day in origins if s == sku)
-        for k, day in enumerate(days[:: max(1, opts.horizon)][:4]):
-            fc = origins[(sku, day)]
-            lv = fc["quantile_levels"]
-            ts = np.array([np.datetime64(s["timestamp"][:10], "D") for s in fc["steps"]])
-            q = np.array([s["values"] for s in fc["steps"]])
-            ax.fill_between(
-                ts,
-                q[:, 0],
-                q[:, -1],
-                color="tab:blue",
-                alpha=0.25,
-                label=f"q{lv[0]}–q{lv[-1]}" if k == 0 else None,
-            )
-            ax.plot(
-                ts,
-                q[:, lv.index(0.5)] if 0.5 in lv else q.mean(axis=1),
-                color="tab:blue",
-                lw=1.2,
-                label="median forecast" if k == 0 else None,
-            )
+        draw_bands(ax, origins, sku, opts.horizon)
         ax.axvline(np.datetime64(opts.split.date()), color="grey", ls="--", lw=0.8)
         ax.set_title(f"SKU {sku}", fontsize=9, loc="left")
         ax.legend(fontsize=7, loc="upper left")
@@ -221,14 +243,8 @@ def render_summary(
         "at the same origins for comparison. MASE is scaled by each series' in-sample "
         "seasonal-naive error.",
         "",
-        "| method | MASE | WQL | coverage of the 80% interval |",
-        "|---|---|---|---|",
+        *accuracy_table(metrics),
     ]
-    for name, m in metrics.items():
-        cov = m.get("coverage80")
-        lines.append(
-            f"| {name} | {m['mase']:.3f} | {m['wql']:.3f} | {'' if cov is None else f'{cov:.1%}'} |"
-        )
     lines += [
         "",
         "## Alerts",
