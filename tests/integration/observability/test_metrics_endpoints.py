@@ -17,8 +17,8 @@ from streams.history.replay import replay
 from streams.kafka.admin import ensure_topics
 from streams.settings import Settings
 
-from ..forecast.test_forecast_worker import _drained, forecast_worker
-from ..live import running_worker, wait_for
+from ..forecast.test_forecast_worker import _drained
+from ..live import forecast_worker, running_worker, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -92,25 +93,34 @@ class SecureStack:
             assert secret not in text, f"a password of the stack appears in {where}"
 
 
-@pytest.fixture(scope="module")
-def secure() -> Iterator[SecureStack]:
+def stack_base(root: Path, **extra: Any) -> Settings:
+    """Plain settings of a stack of the test's own under ``root`` on three free ports (the
+    secure stack's credentials are added from what ``stack up --secure`` wrote)."""
     kafka, controller, redis_port = _free_ports(3)
-    root = Path(tempfile.mkdtemp(prefix="demandcast-secure-stack-"))
-    base = Settings(
+    return Settings(
         state_dir=root / "stack",
         stack_kafka_port=kafka,
         stack_controller_port=controller,
         stack_redis_port=redis_port,
         kafka_bootstrap_servers=f"127.0.0.1:{kafka}",
         redis_url=f"redis://127.0.0.1:{redis_port}/0",
-        model_registry=root / "models",
         device="cpu",
+        **extra,
     )
+
+
+@pytest.fixture(scope="module")
+def secure() -> Iterator[SecureStack]:
+    root = Path(tempfile.mkdtemp(prefix="demandcast-secure-stack-"))
+    base = stack_base(root, model_registry=root / "models")
     started = time.monotonic()
     up = _cli(base, "stack", "up", "--secure", timeout=240)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
-        print(f"\nsecure stack up in {time.monotonic() - started:.1f}s on {kafka}/{redis_port}")
+        print(
+            f"\nsecure stack up in {time.monotonic() - started:.1f}s on "
+            f"{base.stack_kafka_port}/{base.stack_redis_port}"
+        )
         record = json.loads((base.state_dir / "credentials.json").read_text())
         env = _read_env(base.state_dir / "credentials.env")
         client = base.model_copy(

@@ -24,24 +24,15 @@ from streams.stack.embedded import EmbeddedStack
 from streams.stack.processes import ChildProcess
 
 from ..live import stats, wait_for
-from .test_secure_stack import _cli, _free_ports, _read_env
+from .test_secure_stack import _cli, _read_env, stack_base
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def tls_stack() -> Iterator[tuple[Settings, Settings]]:
-    kafka, controller, redis_port = _free_ports(3)
     root = Path(tempfile.mkdtemp(prefix="demandcast-tls-stack-"))
-    base = Settings(
-        state_dir=root / "stack",
-        stack_kafka_port=kafka,
-        stack_controller_port=controller,
-        stack_redis_port=redis_port,
-        kafka_bootstrap_servers=f"127.0.0.1:{kafka}",
-        redis_url=f"redis://127.0.0.1:{redis_port}/0",
-        device="cpu",
-    )
+    base = stack_base(root)
     started = time.monotonic()
     up = _cli(base, "stack", "up", "--secure", "--tls", timeout=240)
     try:

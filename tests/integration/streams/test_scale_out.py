@@ -7,11 +7,9 @@ by one of them)."""
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -27,24 +25,9 @@ from streams.settings import Settings
 from streams.store.keys import layout_of
 from streams.store.reader import FeatureReader
 
-from ..live import consume_all, running_worker, stats, wait_for
+from ..live import consume_all, forecast_worker, running_worker, stats, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@contextmanager
-def forecast_worker(settings: Settings) -> Iterator[ForecastWorker]:
-    """A forecast worker on a thread of the test process (its own static member name)."""
-    worker = ForecastWorker(settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, kwargs={"stop": stop}, daemon=True)
-    thread.start()
-    try:
-        yield worker
-    finally:
-        stop.set()
-        thread.join(60)
-        worker.close()
 
 
 def _assigned(log: Path) -> int:

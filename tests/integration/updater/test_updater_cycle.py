@@ -58,6 +58,26 @@ def uci_weeks(tmp_path: Path) -> Path:
     return out
 
 
+def updater_settings(isolated: Settings, registry: Path, **overrides: Any) -> Settings:
+    """Settings for an updater on three weeks of the real log: a daily schedule trigger
+    alone (drift and holidays off: their unit tests), 200 SKUs, 30 days, one thread."""
+    return isolated.model_copy(
+        update={
+            "model_registry": registry,
+            "updater_schedule_days": 1,
+            "updater_lr": 3e-3,
+            "updater_top_skus": 200,
+            "updater_history_days": 30,
+            "updater_min_sku_days": 50,
+            "updater_wql_margin": 0.01,
+            "updater_cpu_threads": 1,
+            "updater_holiday_trigger": False,
+            "updater_drift_threshold": 1e9,
+            **overrides,
+        }
+    )
+
+
 def _champion(s: Settings, cut: datetime = CUT) -> TransformerForecaster:
     """A small model trained on the replayed store up to the day before ``cut`` (2010-12-13
     by default; CPU, seconds)."""
@@ -85,22 +105,12 @@ def _champion(s: Settings, cut: datetime = CUT) -> TransformerForecaster:
 def test_updater_once_decides_and_never_promotes_a_bad_or_diverged_candidate(
     isolated: Settings, uci_weeks: Path, tmp_path: Path
 ) -> None:
-    s = isolated.model_copy(
-        update={
-            "model_registry": tmp_path / "models",
-            "updater_schedule_days": 1,
-            "updater_steps": 100,
-            "updater_lr": 3e-3,
-            "updater_top_skus": 200,
-            "updater_history_days": 30,
-            "updater_min_sku_days": 50,
-            "updater_wql_margin": 0.01,
-            "updater_cpu_threads": 1,
-            "updater_holiday_trigger": False,
-            "updater_budget_seconds": 60.0,
-            "updater_drift_threshold": 1e9,  # the schedule alone (drift: unit tests)
-            "updater_shadow_days": 0,  # the offline stage decides (the live one: test_live)
-        }
+    s = updater_settings(
+        isolated,
+        tmp_path / "models",
+        updater_steps=100,
+        updater_budget_seconds=60.0,
+        updater_shadow_days=0,  # the offline stage decides (the live one: test_updater_live)
     )
     ensure_topics(s, [s.topic_model_updates])
     log = tmp_path / "worker.log"

@@ -21,9 +21,9 @@ from updater.audit import AuditLog
 from updater.cycle import Cycle, CycleOptions
 from updater.evaluation import Verdict
 
-from ..forecast.test_forecast_worker import _drained, forecast_worker
-from ..live import consume_all, running_worker, stats, wait_for
-from .test_updater_cycle import _champion, uci_weeks
+from ..forecast.test_forecast_worker import _drained
+from ..live import consume_all, forecast_worker, running_worker, stats, wait_for
+from .test_updater_cycle import _champion, uci_weeks, updater_settings
 
 pytestmark = pytest.mark.integration
 
@@ -35,23 +35,13 @@ A, B, C = (datetime(2010, 12, d, tzinfo=UTC) for d in (8, 13, 30))
 def test_a_challenger_forecasts_in_shadow_is_promoted_live_and_rolled_back_on_probation(
     isolated: Settings, uci_weeks: Path, tmp_path: Path
 ) -> None:
-    s = isolated.model_copy(
-        update={
-            "model_registry": tmp_path / "models",
-            "forecast_max_pending_windows": 10_000,
-            "updater_schedule_days": 1,
-            "updater_steps": 60,
-            "updater_lr": 3e-3,
-            "updater_top_skus": 200,
-            "updater_history_days": 30,
-            "updater_min_sku_days": 50,
-            "updater_wql_margin": 0.01,
-            "updater_cpu_threads": 1,
-            "updater_holiday_trigger": False,
-            "updater_drift_threshold": 1e9,
-            "updater_shadow_days": 2,
-            "updater_probation_days": 5,
-        }
+    s = updater_settings(
+        isolated,
+        tmp_path / "models",
+        forecast_max_pending_windows=10_000,
+        updater_steps=60,
+        updater_shadow_days=2,
+        updater_probation_days=5,
     )
     ensure_topics(s, [s.topic_model_updates, s.topic_forecasts_shadow])
     registry = ModelRegistry(s.model_registry)
